@@ -1,0 +1,78 @@
+"""flask-smorest, bent to the contract: 400 for validation errors, the envelope everywhere."""
+from __future__ import annotations
+
+import flask_smorest
+from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
+from webargs.flaskparser import FlaskParser
+
+from ..envelope import render_http_exception
+from ..pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+
+class Parser(FlaskParser):
+    DEFAULT_VALIDATION_STATUS = 400
+    # Query strings often carry cache-busters; unknown JSON fields are more likely typos.
+    DEFAULT_UNKNOWN_BY_LOCATION = {"query": EXCLUDE, "querystring": EXCLUDE, "headers": EXCLUDE,
+                                   "cookies": EXCLUDE, "form": EXCLUDE, "files": EXCLUDE, "json": RAISE}
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = Parser()
+
+
+class ErrorEnvelopeSchema(Schema):
+    hasError = fields.Boolean(required=True, metadata={"example": True})
+    errorMessage = fields.String(required=True, metadata={"description": "What went wrong, safe to show to a user."})
+    errorCode = fields.Integer(metadata={"description": "The HTTP status, or a more specific code."})
+    payload = fields.Raw(allow_none=True, metadata={"description": "Always null on errors."})
+
+
+class Api(flask_smorest.Api):
+    ERROR_SCHEMA = ErrorEnvelopeSchema
+
+    def handle_http_exception(self, error):
+        return render_http_exception(error)
+
+
+class PaginationMetadataSchema(Schema):
+    paginationIndex = fields.String()
+    nextPaginationIndex = fields.String(allow_none=True)
+    reversePagination = fields.Boolean()
+    skipCount = fields.Integer()
+    limit = fields.Integer()
+    count = fields.Integer()
+    totalCount = fields.Integer()
+    proLimitHit = fields.Boolean()
+
+
+class PaginationArgsSchema(Schema):
+    """Mix into (or nest beside) an endpoint's query schema."""
+
+    limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT),
+                           metadata={"description": f"At most {MAX_LIMIT}; default {DEFAULT_LIMIT}."})
+    paginationIndex = fields.String(validate=validate.Regexp(r"^\d{1,15}$", error="Must be a stringified integer (epoch ms)."),
+                                    metadata={"description": "Reference timestamp (epoch ms), exclusive."})
+    skipCount = fields.Integer(validate=validate.Range(min=0, max=10_000_000))
+    reversePagination = fields.Boolean(load_default=False)
+
+
+_envelopes: dict[str, type[Schema]] = {}
+
+
+def envelope(name: str, payload: fields.Field | None = None, paginated: bool = False) -> type[Schema]:
+    """A response schema ``{hasError, payload, metadata?}`` whose payload is ``payload``."""
+    if name not in _envelopes:
+        attrs = {
+            "hasError": fields.Boolean(required=True, dump_default=False),
+            "payload": payload if payload is not None else fields.Raw(allow_none=True),
+        }
+        if paginated:
+            attrs["metadata"] = fields.Nested(PaginationMetadataSchema)
+        _envelopes[name] = type(name, (Schema,), attrs)
+    return _envelopes[name]
+
+
+def success_schema(name: str, **payload_fields: fields.Field) -> type[Schema]:
+    """Envelope whose payload is an object with ``payload_fields``."""
+    payload_schema = type(f"{name}Payload", (Schema,), payload_fields)
+    return envelope(name, fields.Nested(payload_schema))

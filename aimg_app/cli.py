@@ -1,0 +1,159 @@
+"""The ``aimg`` command."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+from typing import Iterator
+
+from .config import Settings, load_settings
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _stop_on_sigterm() -> None:
+    # Ctrl-C and SIGTERM both unwind through ``finally``, which stops the services.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+
+
+@contextlib.contextmanager
+def embedded_services(only: set[str] | None = None) -> Iterator[Settings]:
+    """Settings whose unconfigured services run embedded: reused when another ``aimg``
+    process of this data dir already runs them, else started here (and stopped on exit)."""
+    from .devservices import EmbeddedServices, running_services_env
+
+    base = load_settings()
+    env = dict(os.environ)
+    for key, value in running_services_env(base.data_dir).items():
+        env.setdefault(key, value)
+    launcher = EmbeddedServices(base.data_dir, env=env, only=only, say=_say)
+    _say(f"AIMG data directory: {base.data_dir}")
+    exported = launcher.start()
+    env.update(exported)
+    os.environ.update({k: v for k, v in env.items() if k.startswith("AIMG_")})
+    try:
+        yield load_settings(env)
+    finally:
+        if launcher.running:
+            _say("stopping embedded services...")
+        launcher.stop()
+
+
+def cmd_serve(args) -> int:
+    from werkzeug.serving import run_simple
+
+    from . import create_app
+
+    _stop_on_sigterm()
+    try:
+        with embedded_services() as settings:
+            app = create_app(settings)
+            _say(f"  api        http://{args.host}:{args.port}/  (docs: /docs, OpenAPI: /openapi.json)")
+            run_simple(args.host, args.port, app, threaded=True, use_reloader=False, use_debugger=False)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_services(args) -> int:
+    _stop_on_sigterm()
+    try:
+        with embedded_services():
+            _say("embedded services are running; Ctrl-C stops them")
+            threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_migrate(args) -> int:
+    from .resources import Resources
+
+    with embedded_services(only={"mongodb", "postgres"}) as settings:
+        resources = Resources(settings)
+        try:
+            applied = resources.migrate()
+        finally:
+            resources.close()
+    print(json.dumps(applied))
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from workers.main import run_worker
+
+    _stop_on_sigterm()
+    try:
+        with embedded_services() as settings:
+            return run_worker(settings, queues=args.queues or None, burst=args.burst)
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_openapi(args) -> int:
+    from . import create_app
+
+    settings = load_settings(migrate_on_start=False, mongodb_uri="", redis_url="")
+    app = create_app(settings)
+    print(json.dumps(app.extensions["aimg_api"].spec.to_dict(), indent=2 if args.indent else None))
+    return 0
+
+
+def cmd_plugins(args) -> int:
+    from .plugin_api.manager import build_plugin_manager, describe_plugins
+
+    settings = load_settings()
+    rows = describe_plugins(build_plugin_manager(settings.disabled_plugins))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        if row["blocked"]:
+            print(f"{row['name']}  (blocked)")
+            continue
+        print(row["name"])
+        for hook, provided in row["hooks"].items():
+            print(f"  {hook}: {', '.join(provided) if provided else '-'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aimg", description="AIMG back-end")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="start the embedded services (those not configured) and the API server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("services", help="run only the embedded services").set_defaults(func=cmd_services)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    worker = sub.add_parser("worker", help="run an RQ worker on the configured queues")
+    worker.add_argument("--queue", dest="queues", action="append", help="queue to listen on (repeatable)")
+    worker.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    worker.set_defaults(func=cmd_worker)
+    openapi = sub.add_parser("openapi", help="print the OpenAPI document as JSON")
+    openapi.add_argument("--indent", action="store_true")
+    openapi.set_defaults(func=cmd_openapi)
+    plugins = sub.add_parser("plugins", help="list loaded plugins and what each provides")
+    plugins.add_argument("--json", action="store_true")
+    plugins.set_defaults(func=cmd_plugins)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except ValueError as exc:  # configuration errors: say what is wrong, no traceback
+        _say(f"aimg: {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

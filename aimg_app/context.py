@@ -1,0 +1,109 @@
+"""Who and where a request comes from: request id, domain, session, admin.
+
+Views call these helpers; they read the request headers once and cache the answer on ``g``.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import uuid
+
+from flask import current_app, g, request
+
+from .config import Domain
+from .errors import BadRequest, Forbidden
+from .models import Session
+from .models.base import utcnow
+from .resources import Resources
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def resources() -> Resources:
+    return current_app.extensions["aimg"]
+
+
+def request_id() -> str:
+    if "request_id" not in g:
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if _REQUEST_ID.match(given) else str(uuid.uuid4())
+    return g.request_id
+
+
+def domain() -> Domain:
+    if "domain" not in g:
+        g.domain = resources().settings.domain_for_host(request.host)
+    return g.domain
+
+
+def session_id_header() -> str | None:
+    """The X-Session-ID header, validated: absent -> None, malformed -> 400."""
+    raw = request.headers.get("X-Session-ID")
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        return str(uuid.UUID(raw.strip()))
+    except ValueError:
+        raise BadRequest("X-Session-ID must be a valid UUID.") from None
+
+
+def current_session(create: bool = True) -> Session | None:
+    """The caller's session. An unknown (valid) id starts an anonymous session; with no
+    header, ``create`` makes a new id (returned to the client in the payload)."""
+    if "aimg_session" in g:
+        return g.aimg_session
+    sid = session_id_header()
+    session = None
+    if sid is not None:
+        session = Session.objects(id=sid).first()
+        if session is not None and session.domain != domain().identifier:
+            # A session belongs to one site; the same id on another site is refused, not shared.
+            raise BadRequest("X-Session-ID belongs to another domain.")
+    if session is None and (sid is not None or create):
+        session = Session(id=sid or str(uuid.uuid4()), domain=domain().identifier)
+        try:
+            session.save(force_insert=True)
+        except Exception:  # a parallel request created it first
+            session = Session.objects(id=session.id).first()
+    elif session is not None:
+        Session.objects(id=session.id).update_one(set__updated_date=utcnow())
+    g.aimg_session = session
+    return session
+
+
+def require_session_header() -> str:
+    sid = session_id_header()
+    if sid is None:
+        raise BadRequest("The X-Session-ID header is required.")
+    return sid
+
+
+def _digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode()).digest()
+
+
+def admin_name() -> str | None:
+    """The admin whose personal X-Administration-Key came with the request, else None.
+
+    Every configured key is compared (in constant time, over fixed-length digests), so
+    neither the position of a match nor the key's length shows in the timing.
+    """
+    if "admin_name" in g:
+        return g.admin_name
+    given = request.headers.get("X-Administration-Key", "")
+    found = None
+    if given:
+        given_digest = _digest(given)
+        for name, key in resources().settings.admin_keys.items():
+            if hmac.compare_digest(given_digest, _digest(key)) and found is None:
+                found = name
+    g.admin_name = found
+    return found
+
+
+def require_admin() -> str:
+    name = admin_name()
+    if name is None:
+        raise Forbidden("This endpoint requires a valid X-Administration-Key header.")
+    return name

@@ -1,0 +1,39 @@
+"""What a plugin may import: the hook markers, the base classes of each plugin family, and
+the small value types they receive and return. Plugins import nothing else from the core.
+
+A plugin is a module (or object) with functions marked ``@hookimpl``, published through the
+``aimg`` entry-point group of its package::
+
+    [options.entry_points]
+    aimg =
+        my_plugin = my_package.my_plugin
+
+See ``hookspecs.py`` for every hook, when it is called and what it returns.
+"""
+from __future__ import annotations
+
+import pluggy
+
+PROJECT_NAME = "aimg"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+from ..config import Domain  # noqa: E402  (a plain value type plugins receive)
+from ..errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, Unauthorized  # noqa: E402
+from .ads import AffiliateAd, AffiliateAdProvider  # noqa: E402
+
+__all__ = [
+    "PROJECT_NAME",
+    "hookspec",
+    "hookimpl",
+    "Domain",
+    "ApiError",
+    "BadRequest",
+    "Conflict",
+    "Forbidden",
+    "NotFound",
+    "Unauthorized",
+    "AffiliateAd",
+    "AffiliateAdProvider",
+]

@@ -1,0 +1,104 @@
+"""The process's handles on the outside world, built from the settings, opened lazily.
+
+One ``Resources`` per application (and per worker process). Nothing here holds state
+another process needs: pools and clients only.
+"""
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+import mongoengine
+import pluggy
+import redis
+from psycopg_pool import ConnectionPool
+
+from .config import Settings
+from .errors import ServiceUnavailable
+from .plugin_api import AffiliateAdProvider
+from .plugin_api.manager import build_plugin_manager
+from .services.pgquery import make_query_pool
+from .storage.seaweedfs import SeaweedStore
+
+
+class Resources:
+    def __init__(self, settings: Settings, extra_plugins=()):
+        self.settings = settings
+        self.plugins: pluggy.PluginManager = build_plugin_manager(settings.disabled_plugins, extra_plugins)
+        self._lock = threading.Lock()
+        self._mongo_connected = False
+
+    # -- databases -----------------------------------------------------------------------
+    def connect_mongo(self) -> None:
+        """(Re)bind mongoengine's default alias to this deployment's database."""
+        with self._lock:
+            if self._mongo_connected:
+                return
+            if not self.settings.mongodb_uri:
+                raise ServiceUnavailable("MongoDB is not configured (AIMG_MONGODB_URI).")
+            mongoengine.disconnect()
+            mongoengine.connect(host=self.settings.mongodb_uri, uuidRepresentation="standard", tz_aware=False,
+                                serverSelectionTimeoutMS=5000)
+            self._mongo_connected = True
+
+    @cached_property
+    def pg(self) -> ConnectionPool:
+        if not self.settings.postgres_dsn:
+            raise ServiceUnavailable("PostgreSQL is not configured (AIMG_POSTGRES_DSN).")
+        pool = ConnectionPool(self.settings.postgres_dsn, min_size=1, max_size=10, open=False, timeout=10,
+                              kwargs={"application_name": "aimg"})
+        pool.open(wait=False)
+        return pool
+
+    @cached_property
+    def query_pool(self) -> ConnectionPool:
+        """The pool pgQuery uses: the read-only role, or the write role when the operator allows it."""
+        s = self.settings
+        dsn = s.pgquery_write_dsn if s.pgquery_allow_write and s.pgquery_write_dsn else s.pgquery_dsn
+        if not dsn:
+            raise ServiceUnavailable("pgQuery is not configured (AIMG_PGQUERY_DSN).")
+        pool = make_query_pool(dsn, s.pgquery_timeout_s)
+        pool.open(wait=False)
+        return pool
+
+    @property
+    def pgquery_writes(self) -> bool:
+        return bool(self.settings.pgquery_allow_write and self.settings.pgquery_write_dsn)
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        if not self.settings.redis_url:
+            raise ServiceUnavailable("Redis is not configured (AIMG_REDIS_URL).")
+        return redis.Redis.from_url(self.settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+
+    @cached_property
+    def files(self) -> SeaweedStore:
+        if not self.settings.seaweedfs_url:
+            raise ServiceUnavailable("The file store is not configured (AIMG_SEAWEEDFS_URL).")
+        return SeaweedStore(self.settings.seaweedfs_url)
+
+    # -- plugins -------------------------------------------------------------------------
+    @cached_property
+    def affiliate_ad_providers(self) -> list[AffiliateAdProvider]:
+        classes = [cls for result in self.plugins.hook.register_affiliate_ad_providers() for cls in result or []]
+        return [cls(self.settings.plugin_config(cls.identifier)) for cls in classes]
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def migrate(self) -> dict[str, list[str]]:
+        from migrations import migrate_mongo, migrate_postgres
+
+        self.connect_mongo()
+        self.pg.wait(timeout=30)
+        return {"postgres": migrate_postgres(self.pg), "mongo": migrate_mongo()}
+
+    def close(self) -> None:
+        for name in ("pg", "query_pool"):
+            pool = self.__dict__.pop(name, None)
+            if pool is not None:
+                pool.close()
+        client = self.__dict__.pop("redis", None)
+        if client is not None:
+            client.close()
+        if self._mongo_connected:
+            mongoengine.disconnect()
+            self._mongo_connected = False

@@ -1,0 +1,1 @@
+"""Domain logic as plain functions over models and resources. No Flask here."""
