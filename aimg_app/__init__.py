@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Flask, g, request
+from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import Settings, load_settings
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None, extra_plugins=()) -> Flask:
 
     @app.before_request
     def _start():
-        g.started = time.perf_counter()
+        request.environ["aimg.started"] = time.perf_counter()
         request_id_var.set(context.request_id())
         # A malformed X-Session-ID is refused on every endpoint, whether it uses the session or not.
         context.session_id_header()
@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None, extra_plugins=()) -> Flask:
     def _finish(response):
         rid = context.request_id()
         response.headers["X-Request-ID"] = rid
-        elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        elapsed = (time.perf_counter() - request.environ.get("aimg.started", time.perf_counter())) * 1000
         log.info("%s %s %s", request.method, request.path, response.status_code,
                  extra={"method": request.method, "path": request.path, "status": response.status_code,
                         "durationMs": round(elapsed, 1), "domain": context.domain().identifier})

@@ -9,7 +9,7 @@ import hmac
 import re
 import uuid
 
-from flask import current_app, g, request
+from flask import current_app, request
 
 from .config import Domain
 from .errors import BadRequest, Forbidden
@@ -20,21 +20,29 @@ from .resources import Resources
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+def _state() -> dict:
+    """Per-request cache. Not ``flask.g``: ``g`` lives on the app context, which requests
+    made inside an outer app context (tests, CLI tools) would share."""
+    return request.environ.setdefault("aimg.state", {})
+
+
 def resources() -> Resources:
     return current_app.extensions["aimg"]
 
 
 def request_id() -> str:
-    if "request_id" not in g:
+    state = _state()
+    if "request_id" not in state:
         given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if _REQUEST_ID.match(given) else str(uuid.uuid4())
-    return g.request_id
+        state["request_id"] = given if _REQUEST_ID.match(given) else str(uuid.uuid4())
+    return state["request_id"]
 
 
 def domain() -> Domain:
-    if "domain" not in g:
-        g.domain = resources().settings.domain_for_host(request.host)
-    return g.domain
+    state = _state()
+    if "domain" not in state:
+        state["domain"] = resources().settings.domain_for_host(request.host)
+    return state["domain"]
 
 
 def session_id_header() -> str | None:
@@ -51,8 +59,9 @@ def session_id_header() -> str | None:
 def current_session(create: bool = True) -> Session | None:
     """The caller's session. An unknown (valid) id starts an anonymous session; with no
     header, ``create`` makes a new id (returned to the client in the payload)."""
-    if "aimg_session" in g:
-        return g.aimg_session
+    state = _state()
+    if "session" in state:
+        return state["session"]
     sid = session_id_header()
     session = None
     if sid is not None:
@@ -68,7 +77,7 @@ def current_session(create: bool = True) -> Session | None:
             session = Session.objects(id=session.id).first()
     elif session is not None:
         Session.objects(id=session.id).update_one(set__updated_date=utcnow())
-    g.aimg_session = session
+    state["session"] = session
     return session
 
 
@@ -89,8 +98,9 @@ def admin_name() -> str | None:
     Every configured key is compared (in constant time, over fixed-length digests), so
     neither the position of a match nor the key's length shows in the timing.
     """
-    if "admin_name" in g:
-        return g.admin_name
+    state = _state()
+    if "admin_name" in state:
+        return state["admin_name"]
     given = request.headers.get("X-Administration-Key", "")
     found = None
     if given:
@@ -98,7 +108,7 @@ def admin_name() -> str | None:
         for name, key in resources().settings.admin_keys.items():
             if hmac.compare_digest(given_digest, _digest(key)) and found is None:
                 found = name
-    g.admin_name = found
+    state["admin_name"] = found
     return found
 
 

@@ -38,7 +38,7 @@ class LogEntrySchema(Schema):
 
 class IngestLogsSchema(Schema):
     serviceName = fields.String(
-        validate=validate.Regexp(SERVICE_NAME, error="Must look like 'FrontEnd/Client/{DomainDisplayName}/{EnvironmentIdentifier}'."),
+        validate=validate.Regexp(SERVICE_NAME, error="Must look like 'FrontEnd/Client/{{DomainDisplayName}}/{{EnvironmentIdentifier}}' (2-8 segments)."),
         metadata={"description": "Defaults to FrontEnd/Client/{DomainDisplayName}/{EnvironmentIdentifier}."},
     )
     logs = fields.List(fields.Nested(LogEntrySchema), required=True, validate=validate.Length(min=1, max=1000))

@@ -73,11 +73,17 @@ class EmbeddedServices:
         path.chmod(0o600)
 
     def stop(self) -> None:
-        for svc in reversed(self.running):
+        """Stop everything in parallel (SeaweedFS alone takes seconds to drain)."""
+
+        def stop_one(svc: EmbeddedService) -> None:
             try:
                 svc.stop()
             except Exception as exc:  # noqa: BLE001
                 self.say(f"  {svc.name}: stop failed: {exc}")
+
+        if self.running:
+            with ThreadPoolExecutor(max_workers=len(self.running)) as pool:
+                list(pool.map(stop_one, self.running))
         self.running.clear()
         state = self.data_dir / "services.json"
         try:

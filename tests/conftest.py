@@ -1,0 +1,122 @@
+"""Real services for the whole test session, a fresh MongoDB database per test module.
+
+The embedded launcher (the one ``aimg serve`` uses) starts MongoDB-protocol, PostgreSQL,
+Redis, SeaweedFS and SMTP servers on loopback once; each test module gets its own MongoDB
+database (mongoeco is slow on large collections, so nothing shares one big collection).
+"""
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from aimg_app import create_app
+from aimg_app.config import load_settings
+from aimg_app.devservices import EmbeddedServices
+
+ADMIN_KEY = "admin-key-0123456789abcdef"
+OTHER_ADMIN_KEY = "second-admin-key-fedcba9876543210"
+ADMIN_HEADERS = {"X-Administration-Key": ADMIN_KEY}
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("aimg-data")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIMG_")}
+    launcher = EmbeddedServices(data_dir, env=env, say=lambda _m: None)
+    exports = launcher.start()
+    try:
+        yield {"data_dir": data_dir, **exports}
+    finally:
+        launcher.stop()
+
+
+def _database_uri(uri: str, name: str) -> str:
+    return urlunsplit(urlsplit(uri)._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="module")
+def make_app(services, request):
+    """Build an application on the shared services; settings overrides as keywords."""
+    module = re.sub(r"\W", "_", request.module.__name__.rsplit(".", 1)[-1])
+    built = []
+
+    def factory(*, plugins=(), database: str | None = None, **overrides):
+        env = {k: v for k, v in services.items() if k.startswith("AIMG_")}
+        env["AIMG_ADMIN_KEYS"] = f"alice:{ADMIN_KEY},bob:{OTHER_ADMIN_KEY}"
+        env["AIMG_DATA_DIR"] = str(services["data_dir"])
+        settings = load_settings(env)
+        db = database or f"t_{module}_{uuid.uuid4().hex[:6]}"
+        settings.mongodb_uri = _database_uri(settings.mongodb_uri, db)
+        for key, value in overrides.items():
+            setattr(settings, key, value)
+        app = create_app(settings, extra_plugins=plugins)
+        app.testing = True
+        built.append(app)
+        return app
+
+    yield factory
+    for app in built:
+        app.extensions["aimg"].close()
+
+
+@pytest.fixture(scope="module")
+def app(make_app):
+    from tests.plugins import every_hook
+
+    return make_app(plugins=[every_hook])
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+def new_session_headers(**extra) -> dict:
+    return {"X-Session-ID": str(uuid.uuid4()), **extra}
+
+
+def assert_error(response, status: int, *fragments: str) -> dict:
+    """The contract's error envelope, with ``status`` and a message naming the problem."""
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
+    body = response.get_json()
+    assert body is not None, response.get_data(as_text=True)
+    assert body["hasError"] is True
+    assert body["payload"] is None
+    assert isinstance(body["errorMessage"], str) and body["errorMessage"]
+    assert body["errorCode"] == status
+    assert "Traceback" not in body["errorMessage"]
+    for fragment in fragments:
+        assert fragment.lower() in body["errorMessage"].lower(), body["errorMessage"]
+    assert response.headers.get("X-Request-ID")
+    return body
+
+
+def assert_ok(response) -> dict:
+    assert response.status_code == 200, (response.status_code, response.get_data(as_text=True))
+    body = response.get_json()
+    assert body["hasError"] is False, body
+    assert "payload" in body
+    assert response.headers.get("X-Request-ID")
+    return body
+
+
+@pytest.fixture()
+def json_log():
+    """The JSON log lines emitted during the test, as text."""
+    import io
+    import logging
+
+    from aimg_app.jsonlog import JsonFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logging.getLogger().addHandler(handler)
+    try:
+        yield stream
+    finally:
+        logging.getLogger().removeHandler(handler)

@@ -1,0 +1,147 @@
+"""uploadFile / getFile / getFileMetadata / removeFile on the real SeaweedFS."""
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import json
+import threading
+
+import pytest
+from PIL import Image
+
+from tests.conftest import ADMIN_HEADERS, assert_error, assert_ok
+
+
+def png_bytes(size=(64, 32), color="red") -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def upload(client, data: bytes, name: str, **form):
+    payload = {"file": (io.BytesIO(data), name), **form}
+    return client.post("/uploadFile", data=payload, headers=ADMIN_HEADERS)
+
+
+def test_upload_then_get_roundtrip(client):
+    data = b"hello, file store"
+    meta = assert_ok(upload(client, data, "notes.txt", customMetadata=json.dumps({"purpose": "test", "n": 1})))["payload"]
+    assert meta["fileName"] == "notes.txt" and meta["fileSize"] == len(data)
+    assert meta["checksumAlgorithm"] == "sha256" and meta["checksum"] == hashlib.sha256(data).hexdigest()
+    assert meta["contentType"] == "text/plain"
+    assert meta["customMetadata"] == {"purpose": "test", "n": 1}
+    assert meta["publicUrl"].endswith(f"/getFile?id={meta['id']}")
+    assert meta["createdDate"].endswith("Z")
+
+    response = client.get(f"/getFile?id={meta['id']}")
+    assert response.status_code == 200 and response.data == data
+    assert response.headers["Content-Disposition"].startswith("inline")
+    assert response.mimetype == "text/plain"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+    assert assert_ok(client.get(f"/getFileMetadata?id={meta['id']}", headers=ADMIN_HEADERS))["payload"] == meta
+
+
+def test_client_chosen_id_and_duplicate_refused(client):
+    assert assert_ok(upload(client, b"1", "one.bin", id="my-file.v1"))["payload"]["id"] == "my-file.v1"
+    assert_error(upload(client, b"2", "two.bin", id="my-file.v1"), 409, "my-file.v1")
+    assert client.get("/getFile?id=my-file.v1").data == b"1"
+
+
+@pytest.mark.parametrize("bad_id", ["../etc/passwd", "a b", "-leading", "x" * 129, "é"])
+def test_unsafe_ids_are_refused(client, bad_id):
+    assert_error(upload(client, b"1", "one.bin", id=bad_id), 400, "id")
+
+
+def test_bad_upload_input(client):
+    assert_error(client.post("/uploadFile", data={}, headers=ADMIN_HEADERS), 400, "file")
+    assert_error(upload(client, b"x", "x.txt", customMetadata="{not json"), 400, "customMetadata")
+    assert_error(upload(client, b"x", "x.txt", customMetadata="[1, 2]"), 400, "customMetadata")
+    assert_error(upload(client, b"", "empty.txt"), 400, "empty")
+
+
+def test_file_over_the_size_limit_is_413(make_app):
+    client = make_app(max_file_bytes=1000).test_client()
+    assert_error(upload(client, b"x" * 1001, "big.bin"), 413)
+
+
+def test_non_admins_cannot_upload_read_metadata_or_remove(client):
+    file_id = assert_ok(upload(client, b"secret", "s.txt"))["payload"]["id"]
+    assert_error(client.post("/uploadFile", data={"file": (io.BytesIO(b"x"), "x.txt")}), 403)
+    assert_error(client.get(f"/getFileMetadata?id={file_id}"), 403)
+    assert_error(client.delete(f"/removeFile?id={file_id}"), 403)
+    assert client.get(f"/getFile?id={file_id}").data == b"secret"
+
+
+def test_missing_files_are_404(client):
+    assert_error(client.get("/getFile?id=nope"), 404, "nope")
+    assert_error(client.get("/getFileMetadata?id=nope", headers=ADMIN_HEADERS), 404)
+    assert_error(client.delete("/removeFile?id=nope", headers=ADMIN_HEADERS), 404)
+    assert_error(client.get("/getFile"), 400, "id")
+
+
+def test_remove_file(client):
+    file_id = assert_ok(upload(client, b"bye", "bye.txt"))["payload"]["id"]
+    assert assert_ok(client.delete(f"/removeFile?id={file_id}", headers=ADMIN_HEADERS))["payload"] == {"success": True}
+    assert_error(client.get(f"/getFile?id={file_id}"), 404)
+
+
+def test_corrupted_file_fails_its_checksum_unless_skipped(client, app):
+    from aimg_app.models import StoredFile
+
+    file_id = assert_ok(upload(client, b"original bytes", "c.txt"))["payload"]["id"]
+    with app.app_context():
+        record = StoredFile.objects(id=file_id).first()
+        # Corrupt the bytes behind the API's back, on the file store itself.
+        app.extensions["aimg"].files.write(record.fid, b"tampered bytes", "c.txt", "text/plain")
+    assert_error(client.get(f"/getFile?id={file_id}"), 409, "checksum")
+    assert client.get(f"/getFile?id={file_id}&skipChecksum=true").data == b"tampered bytes"
+
+
+def test_images_are_resized_on_the_fly(client):
+    file_id = assert_ok(upload(client, png_bytes((200, 100)), "pic.png"))["payload"]["id"]
+    fit = client.get(f"/getFile?id={file_id}&width=50&height=50&mode=fit")
+    assert fit.status_code == 200 and fit.mimetype == "image/png"
+    assert Image.open(io.BytesIO(fit.data)).size == (50, 25)
+    assert Image.open(io.BytesIO(client.get(f"/getFile?id={file_id}").data)).size == (200, 100)
+
+
+def test_resize_input_is_validated(client):
+    png = assert_ok(upload(client, png_bytes(), "p.png"))["payload"]["id"]
+    txt = assert_ok(upload(client, b"text", "t.txt"))["payload"]["id"]
+    assert_error(client.get(f"/getFile?id={txt}&width=10"), 400, "resized")
+    assert_error(client.get(f"/getFile?id={png}&width=0"), 400, "width")
+    assert_error(client.get(f"/getFile?id={png}&width=abc"), 400, "width")
+    assert_error(client.get(f"/getFile?id={png}&width=10&mode=stretch"), 400, "mode")
+
+
+@pytest.fixture()
+def old_file_server():
+    """A plain HTTP file server on loopback, standing in for the operator's old one."""
+    files = {"legacy-1.txt": b"from the old server"}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            body = files.get(self.path.lstrip("/"))
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(body or b"missing")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_fs_falls_back_to_the_old_file_server(make_app, old_file_server):
+    client = make_app(legacy_file_server_url=old_file_server).test_client()
+    assert_error(client.get("/getFile?id=legacy-1.txt"), 404)
+    response = client.get("/getFile?id=legacy-1.txt&fs=true")
+    assert response.status_code == 200 and response.data == b"from the old server"
+    assert_error(client.get("/getFile?id=legacy-2.txt&fs=true"), 404)
