@@ -1,0 +1,66 @@
+"""Multi-domain requests and sessions stored in MongoDB."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from aimg_app.config import Domain
+from tests.conftest import ADMIN_HEADERS, assert_error, assert_ok
+
+DOMAINS = (
+    Domain("aimg.example", "AIMG", "prod", ("https://aimg.example",), ("api.aimg.example",)),
+    Domain("other.example", "Other Site", "stage", ("https://other.example",), ("api.other.example",)),
+)
+
+
+@pytest.fixture(scope="module")
+def multi(make_app):
+    return make_app(domains=DOMAINS)
+
+
+def ingest(client, host: str, sid: str, rid: str):
+    return client.post("/ingestLogs", json={"logs": [{"message": "m"}]}, base_url=f"http://{host}",
+                       headers={"X-Session-ID": sid, "X-Request-ID": rid})
+
+
+def stored_row(client, rid):
+    rows = assert_ok(client.post("/pgQuery", headers=ADMIN_HEADERS, json={
+        "queryText": "SELECT domain, service_name FROM log_entries WHERE request_id = $1", "queryParams": [rid]}))
+    return rows["payload"]["rows"][0]
+
+
+def test_the_host_selects_the_domain(multi):
+    from aimg_app.models import Session
+
+    client = multi.test_client()
+    sid, rid = str(uuid.uuid4()), str(uuid.uuid4())
+    assert_ok(ingest(client, "api.other.example", sid, rid))
+    assert stored_row(client, rid) == {"domain": "other.example", "service_name": "FrontEnd/Client/Other Site/stage"}
+    with multi.app_context():
+        session = Session.objects(id=sid).first()
+        assert session is not None and session.domain == "other.example" and session.user_id is None
+
+
+def test_an_unknown_host_falls_back_to_the_default_domain(multi):
+    client = multi.test_client()
+    rid = str(uuid.uuid4())
+    assert_ok(ingest(client, "unknown.example", str(uuid.uuid4()), rid))
+    assert stored_row(client, rid)["domain"] == "aimg.example"
+
+
+def test_a_session_belongs_to_one_domain(multi):
+    client = multi.test_client()
+    sid = str(uuid.uuid4())
+    assert_ok(ingest(client, "api.aimg.example", sid, str(uuid.uuid4())))
+    assert_error(ingest(client, "api.other.example", sid, str(uuid.uuid4())), 400, "domain")
+
+
+def test_session_ids_are_normalised(multi):
+    from aimg_app.models import Session
+
+    client = multi.test_client()
+    sid = str(uuid.uuid4())
+    assert_ok(ingest(client, "api.aimg.example", sid.upper(), str(uuid.uuid4())))
+    with multi.app_context():
+        assert Session.objects(id=sid).count() == 1
