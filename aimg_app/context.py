@@ -12,8 +12,8 @@ import uuid
 from flask import current_app, request
 
 from .config import Domain
-from .errors import BadRequest, Forbidden
-from .models import Session
+from .errors import BadRequest, Forbidden, Unauthorized
+from .models import Session, User
 from .models.base import utcnow
 from .resources import Resources
 
@@ -117,3 +117,20 @@ def require_admin() -> str:
     if name is None:
         raise Forbidden("This endpoint requires a valid X-Administration-Key header.")
     return name
+
+
+def current_user(required: bool = True) -> User | None:
+    """The signed-in user of the caller's session; 401 when ``required`` and there is none
+    (no session, signed out, revoked by a password change, or the user is disabled)."""
+    state = _state()
+    if "user" not in state:
+        session = current_session(create=False) if session_id_header() else None
+        user = None
+        if session is not None and session.user_id:
+            user = User.objects(id=session.user_id).first()
+            if user is not None and user.is_disabled:
+                user = None
+        state["user"] = user
+    if state["user"] is None and required:
+        raise Unauthorized("You are not signed in.")
+    return state["user"]

@@ -120,3 +120,21 @@ def json_log():
         yield stream
     finally:
         logging.getLogger().removeHandler(handler)
+
+
+STRONG_PASSWORD = "Sup3r-Secret!pass"
+
+
+def sign_up(client, email: str | None = None, password: str = STRONG_PASSWORD, **extra) -> dict:
+    """Create a user through the API and return the headers of their signed-in session
+    (``X-Session-ID``) plus ``user_id`` and ``email`` for convenience."""
+    email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
+    headers = new_session_headers()
+    body = assert_ok(client.post("/createUser", json={"email": email, "password": password, **extra}, headers=headers))
+    return {"headers": headers, "user_id": body["payload"]["userID"], "email": email, "self": body["payload"]}
+
+
+@pytest.fixture()
+def user(client):
+    """A freshly signed-up user of the module's app: {"headers", "user_id", "email", "self"}."""
+    return sign_up(client)

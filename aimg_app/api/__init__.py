@@ -1,12 +1,25 @@
-"""One blueprint module per chapter of the contract."""
+"""One blueprint module per chapter of the contract, each exposing ``blp``.
+
+Modules of this package that define ``blp`` are registered in name order, so a new
+chapter needs no registration here.
+"""
 from __future__ import annotations
+
+import importlib
+import pkgutil
 
 from flask import Flask
 
-from . import technical, users
 from .base import Api
 
-CHAPTERS = (users, technical)
+
+def chapters() -> list:
+    found = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(module, "blp"):
+            found.append(module)
+    return found
 
 
 def register_api(app: Flask) -> Api:
@@ -18,6 +31,6 @@ def register_api(app: Flask) -> Api:
             "adminKey": {"type": "apiKey", "in": "header", "name": "X-Administration-Key"},
         }},
     })
-    for chapter in CHAPTERS:
+    for chapter in chapters():
         api.register_blueprint(chapter.blp)
     return api

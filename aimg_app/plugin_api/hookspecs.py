@@ -31,3 +31,15 @@ def register_blueprints():
     webhook receiver). A blueprint's routes must not collide with the contract's paths.
     Views should answer with ``aimg_app.plugin_api`` errors so the envelope is kept.
     """
+
+
+# --- login providers (identity) -----------------------------------------------------------
+
+
+# --- payment processors (billing) ---------------------------------------------------------
+
+
+# --- report queues (library and moderation) -----------------------------------------------
+
+
+# --- workflow templates, generation models, prompt filters (generation) -------------------

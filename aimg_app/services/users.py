@@ -1,0 +1,183 @@
+"""Users: creation, passwords, sessions, and the contract's views of a user."""
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+
+import mongoengine as me
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from ..errors import BadRequest, Conflict, Unauthorized
+from ..models import Session, User
+from ..models.base import iso, utcnow
+from ..models.user import LoginProviderLink
+from .passwords import PASSWORD_POLICY_TEXT, satisfies_policy
+from .tiers import tier_state
+
+EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$")
+MAX_PASSWORD_CHARS = 1024
+
+_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def normalize_email(email: str) -> str:
+    email = (email or "").strip().lower()
+    if len(email) > 254 or not EMAIL.match(email):
+        raise BadRequest("email is not a valid email address.")
+    return email
+
+
+def validate_username(username: str) -> str:
+    username = (username or "").strip()
+    if not USERNAME.match(username):
+        raise BadRequest("username must be 3-32 characters of letters, digits, '_', '.' or '-', starting with a letter or digit.")
+    return username
+
+
+def validate_password(password: str) -> str:
+    if len(password) > MAX_PASSWORD_CHARS:
+        raise BadRequest(f"password must be at most {MAX_PASSWORD_CHARS} characters.")
+    if not satisfies_policy(password):
+        raise BadRequest(f"password must have {PASSWORD_POLICY_TEXT}.")
+    return password
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(user: User | None, password: str) -> bool:
+    """Constant work whether or not the user exists or has a password (no enumeration by timing)."""
+    stored = user.password_hash if user is not None and user.password_hash else None
+    try:
+        _hasher.verify(stored or _DUMMY_HASH, password)
+        return stored is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def find_by_email(domain: str, email: str) -> User | None:
+    return User.objects(domain=domain, email=email).first()
+
+
+def get_user(user_id: str) -> User | None:
+    return User.objects(id=user_id).first() if user_id else None
+
+
+def _default_username(email: str) -> str:
+    base = re.sub(r"[^A-Za-z0-9_.-]", "", email.split("@", 1)[0])[:20]
+    if len(base) < 3 or not base[0].isalnum():
+        base = f"user{base}"[:20]
+    return f"{base}{secrets.randbelow(10**6):06d}"
+
+
+def create_user(domain: str, email: str, *, username: str | None = None, password: str | None = None,
+                provider: LoginProviderLink | None = None, is_at_least_18_confirmed: bool = False,
+                ref_list: list[str] | None = None, rs: str | None = None) -> User:
+    """A new user of ``domain``; 409 when the email (or the chosen username) is taken."""
+    email = normalize_email(email)
+    if username is not None:
+        username = validate_username(username)
+    providers = [provider] if provider else []
+    if password is not None:
+        validate_password(password)
+        providers.append(LoginProviderLink(provider_type="internal", provider_id="Password"))
+    for attempt in range(5):
+        name = username or _default_username(email)
+        user = User(
+            id=str(uuid.uuid4()), domain=domain, email=email, username=name, username_lower=name.lower(),
+            password_hash=hash_password(password) if password is not None else None,
+            is_at_least_18_confirmed=bool(is_at_least_18_confirmed), login_providers=providers,
+            ref_list=[r[:2048] for r in (ref_list or [])][:50], rs=(rs or None) and rs[:256],
+        )
+        try:
+            user.save(force_insert=True)
+            return user
+        except me.NotUniqueError:
+            if find_by_email(domain, email) is not None:
+                raise Conflict("An account with this email already exists.") from None
+            if username is not None:
+                raise Conflict(f"The username '{username}' is taken.") from None
+            # a generated username collided: try another
+    raise Conflict("Could not choose a free username; please pick one.")
+
+
+def add_login_provider(user: User, provider_type: str, provider_id: str, external_id: str | None = None) -> None:
+    """Record a sign-in method once (atomic: concurrent logins do not duplicate it)."""
+    link = LoginProviderLink(provider_type=provider_type, provider_id=provider_id, user_id=external_id)
+    already = {"$elemMatch": {"provider_id": provider_id, "user_id": external_id}}
+    User.objects(__raw__={"_id": user.id, "login_providers": {"$not": already}}).update_one(push__login_providers=link)
+
+
+# --- sessions ---------------------------------------------------------------------------
+
+
+def bind_session(session: Session, user: User, is_at_least_18_confirmed: bool | None = None) -> User:
+    """Sign ``user`` in on ``session``; an 18+ confirmation of the anonymous session carries over."""
+    if user.is_disabled:
+        raise Unauthorized("This account is disabled.")
+    confirmed = bool(is_at_least_18_confirmed) or bool(session.is_at_least_18_confirmed)
+    Session.objects(id=session.id).update_one(set__user_id=user.id, set__updated_date=utcnow(),
+                                              set__is_at_least_18_confirmed=confirmed or user.is_at_least_18_confirmed)
+    session.user_id = user.id
+    if confirmed and not user.is_at_least_18_confirmed:
+        User.objects(id=user.id).update_one(set__is_at_least_18_confirmed=True)
+        user.is_at_least_18_confirmed = True
+    return user
+
+
+def sign_out(session: Session) -> bool:
+    """Unbind the session from its user; False when no user was signed in on it."""
+    return bool(Session.objects(id=session.id, user_id__ne=None).update_one(set__user_id=None, set__updated_date=utcnow()))
+
+
+def revoke_other_sessions(user: User, keep_session_id: str | None) -> int:
+    return Session.objects(user_id=user.id, id__ne=keep_session_id).update(set__user_id=None)
+
+
+def remember_18_confirmation(session: Session, user: User | None, confirmed: bool) -> None:
+    if not confirmed:
+        return
+    Session.objects(id=session.id).update_one(set__is_at_least_18_confirmed=True)
+    session.is_at_least_18_confirmed = True
+    if user is not None and not user.is_at_least_18_confirmed:
+        User.objects(id=user.id).update_one(set__is_at_least_18_confirmed=True)
+        user.is_at_least_18_confirmed = True
+
+
+# --- views ------------------------------------------------------------------------------
+
+
+def subscriptions_view(user: User, extended_price: bool = False) -> list[dict]:
+    """The user's PRO subscriptions (the billing engine provides them through the tier module)."""
+    from . import tiers
+
+    provider = getattr(tiers, "subscriptions_of", None)
+    return provider(user, extended_price) if provider else []
+
+
+def self_user(session: Session, user: User | None, *, picture: str | None = None, extended_price: bool = False) -> dict:
+    """The contract's SelfUser. With no user signed in: the anonymous session's view."""
+    state = tier_state(user)
+    body = {
+        "sessionID": session.id,
+        "userID": user.id if user else None,
+        "email": user.email if user else None,
+        "username": user.username if user else None,
+        "isAuthenticated": user is not None,
+        "isAtLeast18Confirmed": bool(user.is_at_least_18_confirmed if user else session.is_at_least_18_confirmed),
+        "tier": state.tier,
+        "merchantProcessor": state.merchant_processor,
+        "subscriptions": subscriptions_view(user, extended_price) if user else [],
+        "itemCount": user.item_count if user else 0,
+        "rootFolderItemCount": user.root_folder_item_count if user else 0,
+    }
+    if state.expiration is not None:
+        body["tierExpiration"] = iso(state.expiration)
+    if picture is not None:
+        body["profilePicture"] = picture
+    return body
