@@ -22,6 +22,8 @@ class Domain:
     environment: str  # e.g. "prod", "stage", "dev"
     origins: tuple[str, ...] = ()  # allowed front-end origins (OAuth redirects, magic links)
     hosts: tuple[str, ...] = ()  # API host names that select this domain
+    magic_link_url: str | None = None  # front-end page the OTP mail links to (None: the first origin)
+    magic_links: bool = True  # whether OTP mails carry the magic link
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> "Domain":
@@ -32,6 +34,8 @@ class Domain:
             environment=str(raw.get("environment") or "prod"),
             origins=tuple(str(o).rstrip("/") for o in raw.get("origins", ())),
             hosts=tuple(str(h).lower() for h in raw.get("hosts", ())),
+            magic_link_url=raw.get("magicLinkUrl") or raw.get("magic_link_url"),
+            magic_links=bool(raw.get("magicLinks", raw.get("magic_links", True))),
         )
 
 
@@ -73,6 +77,14 @@ class Settings:
     disabled_plugins: tuple[str, ...] = ()
     plugin_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     log_level: str = "INFO"
+    # Signs/derives server-side secrets (OTP hashes...). Production sets AIMG_SECRET_KEY;
+    # otherwise one is generated once and kept in the data dir.
+    secret_key: str = ""
+    otp_ttl_hours: int = 24
+    otp_max_attempts: int = 5
+    otp_rate_limit_per_email: str = "5 per hour"
+    otp_rate_limit_per_client: str = "20 per hour"
+    mail_from: str = "AIMG <no-reply@localhost>"
 
     @property
     def default_domain(self) -> Domain:
@@ -145,6 +157,10 @@ _ENV: dict[str, tuple[str, Any]] = {
     "AIMG_DISABLED_PLUGINS": ("disabled_plugins", lambda v: tuple(p.strip() for p in v.split(",") if p.strip())),
     "AIMG_PLUGIN_SETTINGS": ("plugin_settings", json.loads),
     "AIMG_LOG_LEVEL": ("log_level", str.upper),
+    "AIMG_SECRET_KEY": ("secret_key", str),
+    "AIMG_OTP_RATE_LIMIT_PER_EMAIL": ("otp_rate_limit_per_email", str),
+    "AIMG_OTP_RATE_LIMIT_PER_CLIENT": ("otp_rate_limit_per_client", str),
+    "AIMG_MAIL_FROM": ("mail_from", str),
 }
 
 # keys of the TOML file -> settings attribute (the file uses the attribute names)

@@ -5,6 +5,7 @@ another process needs: pools and clients only.
 """
 from __future__ import annotations
 
+import os
 import threading
 from functools import cached_property
 
@@ -76,6 +77,32 @@ class Resources:
         if not self.settings.seaweedfs_url:
             raise ServiceUnavailable("The file store is not configured (AIMG_SEAWEEDFS_URL).")
         return SeaweedStore(self.settings.seaweedfs_url)
+
+    @cached_property
+    def secret_key(self) -> bytes:
+        """The deployment's secret: AIMG_SECRET_KEY, else one generated once under the data dir."""
+        if self.settings.secret_key:
+            return self.settings.secret_key.encode()
+        path = self.settings.data_dir / "secret.key"
+        try:
+            return path.read_bytes().strip()
+        except FileNotFoundError:
+            import secrets
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            key = secrets.token_urlsafe(48).encode()
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fh:
+                fh.write(key)
+            return key
+
+    @cached_property
+    def rate_limiter(self):
+        """A moving-window limiter on Redis, shared by every API process (fails closed: Redis errors raise)."""
+        from limits import storage, strategies
+
+        if not self.settings.redis_url:
+            raise ServiceUnavailable("Redis is not configured (AIMG_REDIS_URL).")
+        return strategies.MovingWindowRateLimiter(storage.RedisStorage(self.settings.redis_url))
 
     # -- plugins -------------------------------------------------------------------------
     @cached_property

@@ -17,6 +17,24 @@ from aimg_app import create_app
 from aimg_app.config import load_settings
 from aimg_app.devservices import EmbeddedServices
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    # A private base temp dir per run: pytest's shared numbered dirs are pruned by
+    # concurrent runs on the same machine, which would pull data from under live services.
+    if not config.option.basetemp:
+        import tempfile
+
+        config.option.basetemp = tempfile.mkdtemp(prefix="aimg-pytest-")
+        config._aimg_basetemp = config.option.basetemp
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    if getattr(config, "_aimg_basetemp", None):
+        shutil.rmtree(config._aimg_basetemp, ignore_errors=True)
+
+
 ADMIN_KEY = "admin-key-0123456789abcdef"
 OTHER_ADMIN_KEY = "second-admin-key-fedcba9876543210"
 ADMIN_HEADERS = {"X-Administration-Key": ADMIN_KEY}
@@ -138,3 +156,25 @@ def sign_up(client, email: str | None = None, password: str = STRONG_PASSWORD, *
 def user(client):
     """A freshly signed-up user of the module's app: {"headers", "user_id", "email", "self"}."""
     return sign_up(client)
+
+
+def read_mails(services, to: str) -> list:
+    """Messages the SMTP sink received for ``to``, oldest first (email.message.EmailMessage)."""
+    import email
+    import email.policy
+    from pathlib import Path
+
+    maildir = Path(services["AIMG_SMTP_MAILDIR"])
+    found = []
+    for path in sorted(maildir.glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if to.lower() in str(message["To"]).lower():
+            found.append(message)
+    return found
+
+
+def last_otp(services, to: str) -> str:
+    import re
+
+    body = read_mails(services, to)[-1].get_body(("plain",)).get_content()
+    return re.search(r"one-time password is (\d{6})", body).group(1)

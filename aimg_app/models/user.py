@@ -51,6 +51,7 @@ class User(me.Document):
     flagged_images_count = me.IntField(default=0)
     high_heat_images_count = me.IntField(default=0)
     pending_approval_count = me.IntField(default=0)
+    kvp_count = me.IntField(default=0)
     # PRO tier, materialised by the tier engine from subscriptions and grants
     tier = me.IntField(default=0)
     tier_expiration = me.DateTimeField(null=True)

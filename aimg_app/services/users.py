@@ -181,3 +181,162 @@ def self_user(session: Session, user: User | None, *, picture: str | None = None
     if picture is not None:
         body["profilePicture"] = picture
     return body
+
+
+# --- changes by the user ----------------------------------------------------------------
+
+
+def check_username_change(user: User, username: str) -> str:
+    """Every refusal a username change can meet, checked before anything is written."""
+    from . import abuse
+    from ..errors import Forbidden
+
+    username = validate_username(username)
+    if username == user.username:
+        return username
+    if not abuse.may_change_profile(user):
+        raise Forbidden("Your account may not change its username.")
+    if User.objects(domain=user.domain, username_lower=username.lower(), id__ne=user.id).only("id").first():
+        raise Conflict(f"The username '{username}' is taken.")
+    return username
+
+
+def change_username(user: User, username: str) -> None:
+    username = check_username_change(user, username)
+    if username == user.username:
+        return
+    try:
+        User.objects(id=user.id).update_one(set__username=username, set__username_lower=username.lower(),
+                                            set__updated_date=utcnow())
+    except me.NotUniqueError:
+        raise Conflict(f"The username '{username}' is taken.") from None
+    user.username, user.username_lower = username, username.lower()
+
+
+def change_password(user: User, password: str, keep_session_id: str) -> None:
+    """New password; every other session of the user is signed out."""
+    validate_password(password)
+    User.objects(id=user.id).update_one(set__password_hash=hash_password(password), set__updated_date=utcnow())
+    add_login_provider(user, "internal", "Password")
+    revoke_other_sessions(user, keep_session_id)
+
+
+def change_email(resources, user: User, new_email: str, otp: str | None) -> None:
+    """SPEC-GAPS 4: needs an OTP requested for the new address with signUp; the old address
+    is archived."""
+    from ..models.user import ArchivedEmail
+    from . import otp as otp_service
+
+    new_email = normalize_email(new_email)
+    if new_email == user.email:
+        raise BadRequest("The new email is the current one.")
+    if not otp:
+        raise BadRequest("otp is required to change the email: request one for the new address with signUp set to true.")
+    if find_by_email(user.domain, new_email) is not None:
+        raise Conflict("Another account uses this email.")
+    otp_service.consume(resources, user.domain, new_email, otp, require_sign_up=True)
+    try:
+        changed = User.objects(id=user.id, email=user.email).update_one(
+            set__email=new_email, push__archived_emails=ArchivedEmail(email=user.email), set__updated_date=utcnow())
+    except me.NotUniqueError:
+        raise Conflict("Another account uses this email.") from None
+    if not changed:
+        raise Conflict("The email was changed by another request; try again.")
+    user.email = new_email
+
+
+# --- lookups and admin ------------------------------------------------------------------
+
+
+def find_target(domain: str, user_id: str | None = None, email: str | None = None, username: str | None = None) -> User:
+    """The user an admin endpoint targets (deleted users included); 404 when none."""
+    from ..errors import NotFound
+
+    if not (user_id or email or username):
+        raise BadRequest("Give userID or email.")
+    query = {}
+    if user_id:
+        query["id"] = user_id
+    if email:
+        query.update(domain=domain, email=normalize_email(email))
+    if username:
+        query.update(domain=domain, username_lower=username.strip().lower())
+    user = User.objects(**query).first()
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+def _providers(links) -> list[dict]:
+    out = []
+    for link in links:
+        entry = {"providerType": link.provider_type, "providerId": link.provider_id}
+        if link.provider_type == "oauth" and link.user_id:
+            entry["userId"] = link.user_id
+        out.append(entry)
+    return out
+
+
+def public_view(user: User, picture: str | None) -> dict:
+    body = {"userID": user.id, "username": user.username}
+    if picture:
+        body["profilePicture"] = picture
+    return body
+
+
+def admin_view(user: User) -> dict:
+    state = tier_state(user)
+    body = {
+        "userID": user.id,
+        "username": user.username,
+        "email": user.email,
+        "createdDate": iso(user.created_date),
+        "updatedDate": iso(user.updated_date),
+        "isDisabled": bool(user.is_disabled),
+        "isAtLeast18Confirmed": bool(user.is_at_least_18_confirmed),
+        "tier": state.tier,
+        "merchantProcessor": state.merchant_processor,
+        "subscriptions": subscriptions_view(user),
+        "flaggedImagesCount": user.flagged_images_count,
+        "highHeatImagesCount": user.high_heat_images_count,
+        "refList": list(user.ref_list or []),
+        "rs": user.rs,
+        "loginProviders": _providers(user.login_providers),
+        "connectProviders": _providers(user.connect_providers),
+        "abuse": user.abuse or 0,
+        "profilePicture": bool(user.profile_picture_file_id),
+        "profilePictureBanned": bool(user.profile_picture_banned),
+        "archivedEmails": [{"email": a.email, "archivedDate": iso(a.archived_date)} for a in user.archived_emails],
+        "itemCount": user.item_count,
+        "publicItemCount": user.public_item_count,
+        "rootFolderItemCount": user.root_folder_item_count,
+        "additionalInformation": user.additional_information or "",
+        "roles": list(user.roles or []),
+    }
+    if user.deleted_date:
+        body["deletedDate"] = iso(user.deleted_date)
+    if state.expiration:
+        body["tierExpiration"] = iso(state.expiration)
+    return body
+
+
+def delete_user(user: User, delete_items: bool = False) -> bool:
+    """Soft delete: disabled, dated, signed out everywhere; the Items too when asked."""
+    changed = User.objects(id=user.id, is_disabled=False).update_one(
+        set__is_disabled=True, set__deleted_date=utcnow(), set__updated_date=utcnow())
+    Session.objects(user_id=user.id).update(set__user_id=None)
+    if delete_items:
+        from . import items
+
+        deleter = getattr(items, "delete_all_items_of_user", None)
+        if deleter is not None:
+            deleter(user.id)
+    return bool(changed)
+
+
+def set_abuse_level(user: User, level) -> int:
+    """Levels 0-9; anything else leaves the level as it is and reads it."""
+    if isinstance(level, int) and not isinstance(level, bool) and 0 <= level <= 9:
+        User.objects(id=user.id).update_one(set__abuse=level, set__updated_date=utcnow())
+        return level
+    return user.abuse or 0
