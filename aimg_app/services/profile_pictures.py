@@ -21,6 +21,8 @@ from ..models.base import utcnow
 from . import abuse
 from .files import store_file
 
+Image.init()  # register every format plugin, so ``formats=`` below can name them all
+
 MAX_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 40_000_000
 MAX_FRAMES = 1000
@@ -37,6 +39,7 @@ FORMATS = {
     "image/x-ms-bmp": {"BMP"},
     "image/tiff": {"TIFF"},
 }
+OPEN_FORMATS = ["PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF"]  # MPO files open through JPEG
 DATA_URI = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)(?P<params>(?:;[\w.+-]+=[\w.+-]+)*);base64,(?P<data>.*)$", re.S)
 
 
@@ -65,7 +68,7 @@ def normalise(data_uri: str) -> bytes:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(raw), formats=sorted({f for fs in FORMATS.values() for f in fs}))
+            image = Image.open(io.BytesIO(raw), formats=OPEN_FORMATS)
             if image.format not in FORMATS[mime]:
                 raise BadRequest(f"profilePicture is declared as {mime} but holds {image.format or 'something else'}.")
             width, height = image.size
