@@ -110,6 +110,13 @@ class Resources:
         classes = [cls for result in self.plugins.hook.register_affiliate_ad_providers() for cls in result or []]
         return [cls(self.settings.plugin_config(cls.identifier)) for cls in classes]
 
+    @cached_property
+    def login_providers(self) -> dict[str, "LoginProvider"]:
+        from .plugin_api import LoginProvider  # noqa: F401
+
+        classes = [cls for result in self.plugins.hook.register_login_providers() for cls in result or []]
+        return {cls.identifier: cls(self.settings.plugin_config(cls.identifier)) for cls in classes}
+
     # -- lifecycle -----------------------------------------------------------------------
     def migrate(self) -> dict[str, list[str]]:
         from migrations import migrate_mongo, migrate_postgres

@@ -36,6 +36,16 @@ def register_blueprints():
 # --- login providers (identity) -----------------------------------------------------------
 
 
+@hookspec
+def register_login_providers():
+    """Called once per application at start-up.
+
+    Return a list of ``LoginProvider`` subclasses (OAuth 2.0 authorization-code providers);
+    each is instantiated with its settings and served at ``/auth/<identifier>``. Identifiers
+    must be unique across plugins.
+    """
+
+
 # --- payment processors (billing) ---------------------------------------------------------
 
 

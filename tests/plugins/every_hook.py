@@ -5,7 +5,7 @@ import mongoengine as me
 from flask import Blueprint, jsonify, request
 
 from aimg_app.models.base import from_epoch_ms, utcnow
-from aimg_app.plugin_api import AffiliateAd, AffiliateAdProvider, BadRequest, hookimpl
+from aimg_app.plugin_api import AffiliateAd, AffiliateAdProvider, BadRequest, LoginProvider, OAuthIdentity, hookimpl
 
 
 class Note(me.Document):
@@ -67,3 +67,19 @@ def refuse():
 @hookimpl
 def register_blueprints():
     return [blueprint]
+
+
+class TestLogin(LoginProvider):
+    """Configured through settings like any provider (tests point it at the fake provider)."""
+
+    identifier = "testlogin"
+    label = "TestLogin"
+
+    def identity(self, http):
+        info = http.get(self.userinfo_url, timeout=10).json()
+        return OAuthIdentity(info["sub"], info["email"], info["email_verified"])
+
+
+@hookimpl
+def register_login_providers():
+    return [TestLogin]
