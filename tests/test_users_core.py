@@ -69,3 +69,13 @@ def test_sign_out(client):
     assert body["success"] is True and body["message"]
     assert assert_ok(client.get("/getSelfUser", headers=user["headers"]))["payload"]["isAuthenticated"] is False
     assert assert_ok(client.post("/signOutUser", headers=user["headers"]))["payload"]["success"] is False
+
+
+def test_without_a_session_header_a_session_is_created_and_returned(client):
+    import uuid as _uuid
+
+    email = f"nohdr-{_uuid.uuid4().hex[:8]}@example.com"
+    me = assert_ok(client.post("/createUser", json={"email": email, "password": STRONG_PASSWORD}))["payload"]
+    _uuid.UUID(me["sessionID"])
+    again = assert_ok(client.get("/getSelfUser", headers={"X-Session-ID": me["sessionID"]}))["payload"]
+    assert again["isAuthenticated"] is True and again["email"] == email
