@@ -94,3 +94,10 @@ def test_ingestion_is_rate_limited_per_session(make_app):
     assert response.headers.get("Retry-After")
     # another session is not affected
     assert_ok(limited.post("/ingestLogs", json={"logs": [{"message": "m"}]}, headers=new_session_headers()))
+
+
+def test_nul_characters_do_not_break_storage(client):
+    rid = str(uuid.uuid4())
+    assert_ok(client.post("/ingestLogs", json={"logs": [{"message": "before\u0000after"}]},
+                          headers=new_session_headers(**{"X-Request-ID": rid})))
+    assert stored(client, rid)[0]["message"] == "before\ufffdafter"

@@ -25,6 +25,11 @@ _COLUMNS = (
 )
 
 
+def _text(value):
+    """PostgreSQL text cannot hold NUL: keep the rest of a client's string, mark where it was."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
 def ingest_logs(pool: ConnectionPool, service_name: str, entries: Iterable[dict[str, Any]], origin: LogOrigin) -> int:
     """Insert every entry in one transaction: all of them are stored, or none."""
     now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
@@ -32,12 +37,12 @@ def ingest_logs(pool: ConnectionPool, service_name: str, entries: Iterable[dict[
     for entry in entries:
         ts = entry.get("timestamp")
         logged_at = dt.datetime.fromtimestamp((ts if ts is not None else now_ms) / 1000, dt.UTC)
-        rows.append((
+        rows.append(tuple(_text(v) for v in (
             logged_at, service_name, entry.get("level") or "info", entry["message"], entry.get("apiSubscope"),
             entry.get("httpMethod"), entry.get("httpPath"), entry.get("httpUrl"), entry.get("errorName"),
             entry.get("errorMessage"), entry.get("errorStack"), origin.request_id, origin.session_id,
             origin.user_id, origin.admin_name, origin.domain,
-        ))
+        )))
     placeholders = ", ".join(["%s"] * len(_COLUMNS))
     with pool.connection() as conn, conn.cursor() as cur:
         cur.executemany(f"INSERT INTO log_entries ({', '.join(_COLUMNS)}) VALUES ({placeholders})", rows)
