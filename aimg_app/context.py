@@ -9,6 +9,7 @@ import hmac
 import re
 import uuid
 
+import mongoengine as me
 from flask import current_app, request
 
 from .config import Domain
@@ -73,7 +74,7 @@ def current_session(create: bool = True) -> Session | None:
         session = Session(id=sid or str(uuid.uuid4()), domain=domain().identifier)
         try:
             session.save(force_insert=True)
-        except Exception:  # a parallel request created it first
+        except me.NotUniqueError:  # a parallel request created it first
             session = Session.objects(id=session.id).first()
     elif session is not None:
         Session.objects(id=session.id).update_one(set__updated_date=utcnow())

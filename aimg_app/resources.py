@@ -16,7 +16,7 @@ from psycopg_pool import ConnectionPool
 
 from .config import Settings
 from .errors import ServiceUnavailable
-from .plugin_api import AffiliateAdProvider
+from .plugin_api import AffiliateAdProvider, LoginProvider
 from .plugin_api.manager import build_plugin_manager
 from .services.pgquery import make_query_pool
 from .storage.seaweedfs import SeaweedStore
@@ -111,9 +111,7 @@ class Resources:
         return [cls(self.settings.plugin_config(cls.identifier)) for cls in classes]
 
     @cached_property
-    def login_providers(self) -> dict[str, "LoginProvider"]:
-        from .plugin_api import LoginProvider  # noqa: F401
-
+    def login_providers(self) -> dict[str, LoginProvider]:
         classes = [cls for result in self.plugins.hook.register_login_providers() for cls in result or []]
         return {cls.identifier: cls(self.settings.plugin_config(cls.identifier)) for cls in classes}
 

@@ -5,7 +5,7 @@ from marshmallow import Schema, fields, validate
 
 from .. import context
 from ..envelope import ok
-from ..errors import BadRequest, Unauthorized
+from ..errors import BadRequest, Conflict, Unauthorized
 from ..services import users as users_service
 from ..services.passwords import generate_strong_password
 from .base import Blueprint, envelope, success_schema
@@ -139,7 +139,7 @@ def authenticate_user(body):
             try:
                 user = users_service.create_user(domain, email, provider=LoginProviderLink(
                     provider_type="internal", provider_id="OTP"), is_at_least_18_confirmed=body.get("isAtLeast18Confirmed", False))
-            except Exception:  # created by a parallel sign-in with the same email
+            except Conflict:  # created by a parallel sign-in with the same email
                 user = users_service.find_by_email(domain, email)
         else:
             users_service.add_login_provider(user, "internal", "OTP")

@@ -8,7 +8,6 @@ are capped at ``max_rows`` while they stream in, and every connection is reset w
 """
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import decimal
 import ipaddress

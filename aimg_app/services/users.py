@@ -86,7 +86,7 @@ def create_user(domain: str, email: str, *, username: str | None = None, passwor
     if password is not None:
         validate_password(password)
         providers.append(LoginProviderLink(provider_type="internal", provider_id="Password"))
-    for attempt in range(5):
+    for _ in range(5):
         name = username or _default_username(email)
         user = User(
             id=str(uuid.uuid4()), domain=domain, email=email, username=name, username_lower=name.lower(),
