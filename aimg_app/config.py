@@ -53,6 +53,10 @@ class Settings:
     redis_url: str = ""
     seaweedfs_url: str = ""  # the SeaweedFS master, e.g. http://127.0.0.1:9333
     smtp_url: str = ""  # smtp://host:port
+    mail_from: str = ""  # sender of outgoing mail; no-reply@<default domain> when empty
+    # Signs checkout links and encrypts stored vendor credentials; a key file under the data
+    # dir is created and used when empty (set it explicitly when several hosts serve the API).
+    secret_key: str = ""
     comfyui_urls: tuple[str, ...] = ()
     # pgQuery: a login role that can only read; a write role only when explicitly enabled.
     pgquery_dsn: str = ""
@@ -127,6 +131,8 @@ _ENV: dict[str, tuple[str, Any]] = {
     "AIMG_REDIS_URL": ("redis_url", str),
     "AIMG_SEAWEEDFS_URL": ("seaweedfs_url", lambda v: v.rstrip("/")),
     "AIMG_SMTP_URL": ("smtp_url", str),
+    "AIMG_MAIL_FROM": ("mail_from", str),
+    "AIMG_SECRET_KEY": ("secret_key", str),
     "AIMG_COMFYUI_URLS": ("comfyui_urls", lambda v: tuple(u.strip().rstrip("/") for u in v.split(",") if u.strip())),
     "AIMG_PGQUERY_DSN": ("pgquery_dsn", str),
     "AIMG_PGQUERY_WRITE_DSN": ("pgquery_write_dsn", str),

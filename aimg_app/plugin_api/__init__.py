@@ -22,6 +22,25 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 from ..config import Domain  # noqa: E402  (a plain value type plugins receive)
 from ..errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, Unauthorized  # noqa: E402
 from .ads import AffiliateAd, AffiliateAdProvider  # noqa: E402
+from .payments import (  # noqa: E402
+    CANCELLED,
+    EXPIRED,
+    REFUNDED,
+    RENEWED,
+    STARTED,
+    CardCharge,
+    CardDetails,
+    Checkout,
+    InvalidSignature,
+    Payer,
+    PaymentError,
+    PaymentProcessor,
+    PlanPrice,
+    SubscriptionEvent,
+    SubscriptionRef,
+    WebhookRequest,
+    WebhookResult,
+)
 
 __all__ = [
     "PROJECT_NAME",
@@ -36,4 +55,21 @@ __all__ = [
     "Unauthorized",
     "AffiliateAd",
     "AffiliateAdProvider",
+    "STARTED",
+    "RENEWED",
+    "CANCELLED",
+    "REFUNDED",
+    "EXPIRED",
+    "CardCharge",
+    "CardDetails",
+    "Checkout",
+    "InvalidSignature",
+    "Payer",
+    "PaymentError",
+    "PaymentProcessor",
+    "PlanPrice",
+    "SubscriptionEvent",
+    "SubscriptionRef",
+    "WebhookRequest",
+    "WebhookResult",
 ]
