@@ -63,3 +63,21 @@ def body_text(message) -> str:
 def post_test_webhook(client, event_id: str, events: list[dict], token="test-token"):
     return client.post("/webhooks/other", data=json.dumps({"id": event_id, "events": events}),
                        headers={"X-Test-Token": token, "Content-Type": "application/json"})
+
+
+def assert_no_card_data(app, log_text, numbers, cvvs):
+    """No card number or CVV in the logs, any MongoDB document or any ledger/log row."""
+    from mongoengine.connection import get_db
+
+    db = get_db()
+    dumps = [log_text]
+    for name in db.list_collection_names():
+        dumps.extend(str(doc) for doc in db[name].find())
+    with app.extensions["aimg"].pg.connection() as conn:
+        dumps.extend(str(row) for row in conn.execute("SELECT * FROM payment_events").fetchall())
+        dumps.extend(str(row) for row in conn.execute("SELECT * FROM log_entries").fetchall())
+    text = "\n".join(dumps)
+    for secret in numbers:
+        assert secret not in text
+    for cvv in cvvs:
+        assert f'"{cvv}"' not in text and f"'{cvv}'" not in text and f"={cvv}" not in text

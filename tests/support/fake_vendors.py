@@ -246,3 +246,78 @@ def patreon_member(member_id: str, patreon_user_id: str, email: str, status: str
             "relationships": {"user": {"data": {"id": patreon_user_id, "type": "user"}},
                               "currently_entitled_tiers": {"data": tiers}}},
         "included": []})
+
+
+# --- ArkPay -------------------------------------------------------------------------------
+
+
+class FakeArkPay(FakeServer):
+    """ArkPay's Merchant API: signed requests; cards ending in 0002 are declined."""
+
+    def __init__(self, api_key: str, secret_key: str):
+        super().__init__()
+        self.api_key, self.secret_key = api_key, secret_key
+        self.transactions: dict[str, dict] = {}
+
+        def signed(seen):
+            expected = hmac.new(self.secret_key.encode(), f"{seen.method} {seen.path}\n".encode() + seen.body,
+                                hashlib.sha256).hexdigest()
+            return seen.headers.get("x-api-key") == self.api_key and hmac.compare_digest(
+                seen.headers.get("signature", ""), expected)
+
+        @self.route("POST", r"/api/v1/merchant/api/transactions")
+        def create(seen, _m):
+            if not signed(seen):
+                return 401, {"message": "Unauthorized"}
+            tid = str(uuid.uuid4())
+            self.transactions[tid] = {"id": tid, "status": "NEW", **seen.json}
+            return 201, {"transaction": self.transactions[tid]}
+
+        @self.route("POST", r"/api/v1/merchant/api/transactions/(?P<id>[^/]+)/pay")
+        def pay(seen, m):
+            if not signed(seen) or m["id"] not in self.transactions:
+                return 401, {"message": "Unauthorized"}
+            card = seen.json
+            status = "DECLINED" if card["cardNumber"].endswith("0002") else "COMPLETED"
+            self.transactions[m["id"]]["status"] = status
+            return 200, {"transaction": {"id": m["id"], "status": status}}
+
+    def webhook(self, transaction_id: str, status: str, created_at: str) -> tuple[str, dict]:
+        body = json.dumps({"transaction": {"id": transaction_id, "status": status}, "createdAt": created_at})
+        signature = hmac.new(self.secret_key.encode(), body.encode(), hashlib.sha256).hexdigest()
+        return body, {"Signature": signature, "Content-Type": "application/json"}
+
+
+# --- NMI ----------------------------------------------------------------------------------
+
+
+class FakeNmi(FakeServer):
+    """NMI's Direct Post API (form in, query string out) for subscriptions."""
+
+    def __init__(self, security_key: str, signing_key: str):
+        super().__init__()
+        self.security_key, self.signing_key = security_key, signing_key
+        self.subscriptions: dict[str, dict] = {}
+
+        @self.route("POST", r"/api/transact.php")
+        def transact(seen, _m):
+            form = seen.form
+            if form.get("security_key") != self.security_key:
+                return 200, "response=3&responsetext=Authentication Failed", {"Content-Type": "text/plain"}
+            if form.get("recurring") == "add_subscription":
+                if form["ccnumber"].endswith("0002"):
+                    return 200, "response=2&responsetext=DECLINE", {"Content-Type": "text/plain"}
+                sid = str(uuid.uuid4().int)[:10]
+                self.subscriptions[sid] = {"plan_id": form["plan_id"], "status": "active"}
+                return 200, urlencode({"response": 1, "responsetext": "SUCCESS", "subscription_id": sid,
+                                       "transactionid": "t" + sid}), {"Content-Type": "text/plain"}
+            if form.get("recurring") == "delete_subscription":
+                self.subscriptions[form["subscription_id"]]["status"] = "deleted"
+                return 200, "response=1&responsetext=Subscription Deleted", {"Content-Type": "text/plain"}
+            return 200, "response=3&responsetext=Invalid", {"Content-Type": "text/plain"}
+
+    def webhook(self, event_type: str, body: dict, event_id: str | None = None, key: str | None = None):
+        payload = json.dumps({"event_id": event_id or str(uuid.uuid4()), "event_type": event_type, "event_body": body})
+        nonce = uuid.uuid4().hex[:16]
+        mac = hmac.new((key or self.signing_key).encode(), f"{nonce}.{payload}".encode(), hashlib.sha256).hexdigest()
+        return payload, {"Webhook-Signature": f"t={nonce},s={mac}", "Content-Type": "application/json"}
