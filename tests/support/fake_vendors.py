@@ -321,3 +321,59 @@ class FakeNmi(FakeServer):
         nonce = uuid.uuid4().hex[:16]
         mac = hmac.new((key or self.signing_key).encode(), f"{nonce}.{payload}".encode(), hashlib.sha256).hexdigest()
         return payload, {"Webhook-Signature": f"t={nonce},s={mac}", "Content-Type": "application/json"}
+
+
+# --- G2A PAY ------------------------------------------------------------------------------
+
+
+class FakeG2A(FakeServer):
+    """G2A PAY's createQuote (the quote hash is checked) and IPN builders."""
+
+    def __init__(self, api_hash: str, secret: str):
+        super().__init__()
+        self.api_hash, self.secret = api_hash, secret
+        self.quotes: dict[str, dict] = {}
+
+        @self.route("POST", r"/index/createQuote")
+        def quote(seen, _m):
+            form = seen.form
+            expected = hashlib.sha256((form["order_id"] + form["amount"] + form["currency"] + self.secret).encode()).hexdigest()
+            if form.get("api_hash") != self.api_hash or form.get("hash") != expected:
+                return 200, {"status": "error", "message": "Invalid hash"}
+            token = uuid.uuid4().hex
+            self.quotes[token] = form
+            return 200, {"status": "ok", "token": token}
+
+    def ipn(self, order_id: str, amount: str, status: str, completed: str, secret: str | None = None) -> dict:
+        transaction = str(uuid.uuid5(uuid.NAMESPACE_URL, order_id))
+        digest = hashlib.sha256(f"{transaction}{order_id}{amount}{secret or self.secret}".encode()).hexdigest()
+        return {"type": "payment", "transactionId": transaction, "userOrderId": order_id, "amount": amount,
+                "currency": "USD", "status": status, "orderCreatedAt": completed, "orderCompleteAt": completed,
+                "refundedAmount": "0", "provisionAmount": "0", "hash": digest}
+
+
+# --- Boosty -------------------------------------------------------------------------------
+
+
+class FakeBoosty(FakeServer):
+    """Boosty's blog subscriber list, readable with the admin account's bearer token."""
+
+    def __init__(self, blog: str, token: str):
+        super().__init__()
+        self.blog, self.token = blog, token
+        self.subscribers: list[dict] = []
+
+        @self.route("GET", r"/v1/blog/(?P<blog>[^/]+)/subscribers")
+        def subscribers(seen, m):
+            if seen.headers.get("authorization") != f"Bearer {self.token}" or m["blog"] != self.blog:
+                return 401, {"error": "unauthorized"}
+            offset, limit = int(seen.query.get("offset", 0)), int(seen.query.get("limit", 20))
+            page = self.subscribers[offset:offset + limit]
+            return 200, {"data": page, "extra": {"isLast": offset + limit >= len(self.subscribers), "offset": offset}}
+
+    def cookies(self) -> list[dict]:
+        auth = json.dumps({"accessToken": self.token, "refreshToken": "r", "expiresAt": int(time.time()) + 86400})
+        from urllib.parse import quote
+
+        return [{"domain": ".boosty.to", "name": "auth", "value": quote(auth), "path": "/"},
+                {"domain": ".boosty.to", "name": "_clientId", "value": "abc", "path": "/"}]
