@@ -354,3 +354,29 @@ def test_pay_with_card_email(services, client, user):
     assert mails_to(services, other)
     assert_error(client.post("/payWithCardEmail", json={}, headers=new_session_headers()), 400, "email")
     assert_error(client.post("/payWithCardEmail", json={"email": "not-an-email"}), 400, "email")
+
+
+def test_a_fault_while_applying_leaves_the_delivery_for_the_vendors_retry(app, client, user, monkeypatch):
+    import pymongo.errors
+
+    from aimg_app.services import subscriptions
+
+    product = _plan_product(client, tier=1)
+    real = subscriptions.apply_event
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise pymongo.errors.ServerSelectionTimeoutError("database down")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(subscriptions, "apply_event", flaky)
+    events = [{"kind": "started", "subscription": "flaky", "at": ms(), "user": user["user_id"], "product": product,
+               "until": ms(30)}]
+    assert_error(post_test_webhook(client, "flaky-1", events), 503)
+    assert [r["status"] for r in ledger_rows(app, "other") if r["event_id"] == "flaky-1"] == ["received"]
+    assert self_user(client, user)["tier"] == 0
+    assert assert_ok(post_test_webhook(client, "flaky-1", events))["payload"]["outcome"] == "applied"
+    assert assert_ok(post_test_webhook(client, "flaky-1", events))["payload"]["outcome"] == "duplicate"
+    assert self_user(client, user)["tier"] == 1 and len(calls) == 2

@@ -65,3 +65,12 @@ def test_posts_from_elsewhere_are_refused(client):
     assert_error(post(client, "NewSaleSuccess", sale, ip="203.0.113.9"), 400)
     assert_error(post(client, "NewSaleSuccess", sale, ip="127.0.0.1"), 400)
     assert self_user(client, user)["tier"] == 0
+
+
+def test_a_malformed_post_is_refused_not_a_crash(client):
+    response = client.post("/webhooks/ccbill?eventType=NewSaleSuccess", data="[1, 2]", content_type="application/json",
+                           environ_base={"REMOTE_ADDR": CCBILL_IP})
+    assert_error(response, 400, "malformed")
+    response = client.post("/webhooks/ccbill?eventType=NewSaleSuccess", data={"timestamp": "yesterday"},
+                           environ_base={"REMOTE_ADDR": CCBILL_IP})
+    assert_error(response, 400)

@@ -357,7 +357,7 @@ def webhook(processor_id):
         ledger.record_rejected(resources.pg, processor_id, domain.identifier, str(exc) or "invalid signature", payload,
                                incoming.remote_addr)
         raise BadRequest("The webhook could not be verified.") from None
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError):
         ledger.record_rejected(resources.pg, processor_id, domain.identifier, "malformed payload", payload,
                                incoming.remote_addr)
         raise BadRequest("The webhook payload is malformed.") from None
