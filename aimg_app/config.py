@@ -57,6 +57,10 @@ class Settings:
     redis_url: str = ""
     seaweedfs_url: str = ""  # the SeaweedFS master, e.g. http://127.0.0.1:9333
     smtp_url: str = ""  # smtp://host:port
+    mail_from: str = ""  # sender of outgoing mail; no-reply@<default domain> when empty
+    # Keys OTP hashes, signs checkout links, encrypts stored vendor credentials; a key file under the data
+    # dir is created and used when empty (set it explicitly when several hosts serve the API).
+    secret_key: str = ""
     comfyui_urls: tuple[str, ...] = ()
     # pgQuery: a login role that can only read; a write role only when explicitly enabled.
     pgquery_dsn: str = ""
@@ -77,14 +81,10 @@ class Settings:
     disabled_plugins: tuple[str, ...] = ()
     plugin_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     log_level: str = "INFO"
-    # Signs/derives server-side secrets (OTP hashes...). Production sets AIMG_SECRET_KEY;
-    # otherwise one is generated once and kept in the data dir.
-    secret_key: str = ""
     otp_ttl_hours: int = 24
     otp_max_attempts: int = 5
     otp_rate_limit_per_email: str = "5 per hour"
     otp_rate_limit_per_client: str = "20 per hour"
-    mail_from: str = "AIMG <no-reply@localhost>"
 
     @property
     def default_domain(self) -> Domain:
@@ -139,6 +139,8 @@ _ENV: dict[str, tuple[str, Any]] = {
     "AIMG_REDIS_URL": ("redis_url", str),
     "AIMG_SEAWEEDFS_URL": ("seaweedfs_url", lambda v: v.rstrip("/")),
     "AIMG_SMTP_URL": ("smtp_url", str),
+    "AIMG_MAIL_FROM": ("mail_from", str),
+    "AIMG_SECRET_KEY": ("secret_key", str),
     "AIMG_COMFYUI_URLS": ("comfyui_urls", lambda v: tuple(u.strip().rstrip("/") for u in v.split(",") if u.strip())),
     "AIMG_PGQUERY_DSN": ("pgquery_dsn", str),
     "AIMG_PGQUERY_WRITE_DSN": ("pgquery_write_dsn", str),
@@ -157,10 +159,8 @@ _ENV: dict[str, tuple[str, Any]] = {
     "AIMG_DISABLED_PLUGINS": ("disabled_plugins", lambda v: tuple(p.strip() for p in v.split(",") if p.strip())),
     "AIMG_PLUGIN_SETTINGS": ("plugin_settings", json.loads),
     "AIMG_LOG_LEVEL": ("log_level", str.upper),
-    "AIMG_SECRET_KEY": ("secret_key", str),
     "AIMG_OTP_RATE_LIMIT_PER_EMAIL": ("otp_rate_limit_per_email", str),
     "AIMG_OTP_RATE_LIMIT_PER_CLIENT": ("otp_rate_limit_per_client", str),
-    "AIMG_MAIL_FROM": ("mail_from", str),
 }
 
 # keys of the TOML file -> settings attribute (the file uses the attribute names)

@@ -16,7 +16,7 @@ from psycopg_pool import ConnectionPool
 
 from .config import Settings
 from .errors import ServiceUnavailable
-from .plugin_api import AffiliateAdProvider, LoginProvider
+from .plugin_api import AffiliateAdProvider, LoginProvider, PaymentProcessor
 from .plugin_api.manager import build_plugin_manager
 from .services.pgquery import make_query_pool
 from .storage.seaweedfs import SeaweedStore
@@ -79,23 +79,6 @@ class Resources:
         return SeaweedStore(self.settings.seaweedfs_url)
 
     @cached_property
-    def secret_key(self) -> bytes:
-        """The deployment's secret: AIMG_SECRET_KEY, else one generated once under the data dir."""
-        if self.settings.secret_key:
-            return self.settings.secret_key.encode()
-        path = self.settings.data_dir / "secret.key"
-        try:
-            return path.read_bytes().strip()
-        except FileNotFoundError:
-            import secrets
-
-            path.parent.mkdir(parents=True, exist_ok=True)
-            key = secrets.token_urlsafe(48).encode()
-            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fh:
-                fh.write(key)
-            return key
-
-    @cached_property
     def rate_limiter(self):
         """A moving-window limiter on Redis, shared by every API process (fails closed: Redis errors raise)."""
         from limits import storage, strategies
@@ -114,6 +97,39 @@ class Resources:
     def login_providers(self) -> dict[str, LoginProvider]:
         classes = [cls for result in self.plugins.hook.register_login_providers() for cls in result or []]
         return {cls.identifier: cls(self.settings.plugin_config(cls.identifier)) for cls in classes}
+
+    @cached_property
+    def payment_processors(self) -> dict[str, PaymentProcessor]:
+        """identifier -> processor instance, from every ``register_payment_processors``."""
+        found: dict[str, PaymentProcessor] = {}
+        for result in self.plugins.hook.register_payment_processors():
+            for cls in result or []:
+                if cls.identifier in found:
+                    raise RuntimeError(f"two payment processors share the identifier {cls.identifier!r}")
+                found[cls.identifier] = cls(self.settings.plugin_config(cls.identifier))
+        return found
+
+    @cached_property
+    def secret_key(self) -> bytes:
+        """The deployment's secret (``AIMG_SECRET_KEY``), else a random key kept under the data dir."""
+        if self.settings.secret_key:
+            return self.settings.secret_key.encode()
+        import secrets
+
+        path = self.settings.data_dir / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+            try:
+                os.link(tmp, path)  # first writer wins; every process then reads the same key
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(tmp)
+        return path.read_text().strip().encode()
 
     # -- lifecycle -----------------------------------------------------------------------
     def migrate(self) -> dict[str, list[str]]:

@@ -56,6 +56,7 @@ class User(me.Document):
     tier = me.IntField(default=0)
     tier_expiration = me.DateTimeField(null=True)
     merchant_processor = me.StringField(default="none")
+    tier_revision = me.IntField(default=0)  # bumped by each tier recomputation (optimistic concurrency)
 
     meta = {
         "collection": "users",

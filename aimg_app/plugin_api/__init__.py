@@ -23,6 +23,25 @@ from ..config import Domain  # noqa: E402  (a plain value type plugins receive)
 from ..errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, Unauthorized  # noqa: E402
 from .ads import AffiliateAd, AffiliateAdProvider  # noqa: E402
 from .login import LoginProvider, OAuthIdentity  # noqa: E402
+from .payments import (  # noqa: E402
+    CANCELLED,
+    EXPIRED,
+    REFUNDED,
+    RENEWED,
+    STARTED,
+    CardCharge,
+    CardDetails,
+    Checkout,
+    InvalidSignature,
+    Payer,
+    PaymentError,
+    PaymentProcessor,
+    PlanPrice,
+    SubscriptionEvent,
+    SubscriptionRef,
+    WebhookRequest,
+    WebhookResult,
+)
 
 __all__ = [
     "PROJECT_NAME",
@@ -39,4 +58,21 @@ __all__ = [
     "AffiliateAdProvider",
     "LoginProvider",
     "OAuthIdentity",
+    "STARTED",
+    "RENEWED",
+    "CANCELLED",
+    "REFUNDED",
+    "EXPIRED",
+    "CardCharge",
+    "CardDetails",
+    "Checkout",
+    "InvalidSignature",
+    "Payer",
+    "PaymentError",
+    "PaymentProcessor",
+    "PlanPrice",
+    "SubscriptionEvent",
+    "SubscriptionRef",
+    "WebhookRequest",
+    "WebhookResult",
 ]

@@ -49,6 +49,17 @@ def register_login_providers():
 # --- payment processors (billing) ---------------------------------------------------------
 
 
+@hookspec
+def register_payment_processors():
+    """Called once per application at start-up.
+
+    Return a list of ``PaymentProcessor`` subclasses; each is instantiated with its settings
+    (``[plugins.<identifier>]``). Its ``identifier`` is the contract's ``paymentProvider``
+    value; its webhooks are received on ``/webhooks/<identifier>``. When two plugins give
+    the same identifier, the application refuses to start.
+    """
+
+
 # --- report queues (library and moderation) -----------------------------------------------
 
 

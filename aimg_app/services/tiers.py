@@ -35,3 +35,27 @@ def tier_of(user) -> int:
 
 def is_premium(user) -> bool:
     return tier_of(user) > 0
+
+
+def subscriptions_of(user, extended_price: bool = False) -> list[dict]:
+    """The contract's Subscription objects of ``user``: the subscriptions giving a tier now,
+    best first. ``price`` only with ``extended_price``."""
+    from ..models.base import iso
+    from .subscriptions import live_subscriptions
+
+    out = []
+    for sub in live_subscriptions(user.id):
+        item = {"merchantProcessor": sub.processor, "tier": sub.tier, "productID": sub.product_id,
+                "transactionID": sub.vendor_id}
+        if sub.expiration is not None:
+            item["tierExpiration"] = iso(sub.expiration)
+            if sub.renews:
+                item["nextBillingDate"] = iso(sub.expiration)
+        if sub.payer_id:
+            item["payerID"] = sub.payer_id
+        if sub.additional_information:
+            item["additionalInformation"] = sub.additional_information
+        if extended_price and sub.price:
+            item["price"] = dict(sub.price)
+        out.append(item)
+    return out

@@ -5,7 +5,9 @@ import mongoengine as me
 from flask import Blueprint, jsonify, request
 
 from aimg_app.models.base import from_epoch_ms, utcnow
-from aimg_app.plugin_api import AffiliateAd, AffiliateAdProvider, BadRequest, LoginProvider, OAuthIdentity, hookimpl
+from aimg_app.plugin_api import (AffiliateAd, AffiliateAdProvider, BadRequest, CardCharge, InvalidSignature,
+                                 LoginProvider, OAuthIdentity, PaymentProcessor, SubscriptionEvent, WebhookResult,
+                                 hookimpl)
 
 
 class Note(me.Document):
@@ -83,3 +85,47 @@ class TestLogin(LoginProvider):
 @hookimpl
 def register_login_providers():
     return [TestLogin]
+
+
+class TestPayments(PaymentProcessor):
+    """A processor whose webhooks carry a shared token: enough to drive the tier engine."""
+
+    identifier = "other"
+    label = "Test payments"
+    accepts_cards = True
+
+    def payment_url(self, checkout):
+        return f"https://pay.example/test?product={checkout.price.product_id}"
+
+    def parse_webhook(self, request):
+        if request.header("X-Test-Token") != "test-token":
+            raise InvalidSignature("bad token")
+        body = request.json()
+        from aimg_app.models.base import from_epoch_ms
+
+        events = [SubscriptionEvent(kind=e["kind"], subscription_id=e.get("subscription"),
+                                    occurred_at=from_epoch_ms(e["at"]), user_id=e.get("user"),
+                                    email=e.get("email"), product_id=e.get("product"), tier=e.get("tier"),
+                                    period_end=from_epoch_ms(e["until"]) if e.get("until") else None,
+                                    renews=e.get("renews", True), payment_id=e.get("payment"))
+                  for e in body["events"]]
+        return WebhookResult(event_id=body["id"], event_type="test", events=events)
+
+    def cancel_at_period_end(self, subscription):
+        return True
+
+    def charge_card(self, card, checkout):
+        from aimg_app.models.base import utcnow
+        import datetime as dt
+
+        if card.number.endswith("0002"):
+            from aimg_app.plugin_api import PaymentError
+
+            raise PaymentError("Your card was declined.")
+        return CardCharge(subscription_id=f"card-{checkout.payer.user_id}", occurred_at=utcnow(),
+                          period_end=utcnow() + dt.timedelta(days=30), payment_id=f"pay-{utcnow().timestamp()}")
+
+
+@hookimpl
+def register_payment_processors():
+    return [TestPayments]

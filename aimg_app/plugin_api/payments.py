@@ -1,0 +1,269 @@
+"""The payment-processor plugin family: vendors that sell PRO tiers.
+
+A processor builds payment links for plan prices, receives its vendor's webhooks or
+postbacks on ``/webhooks/<identifier>`` (mounted by the core), turns them into
+``SubscriptionEvent``s, and cancels at period end where its vendor allows. The core owns
+the rest: the payment event ledger (every delivery is stored before it is acted on, and a
+duplicate changes nothing), the users' subscriptions and the tier engine.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ..config import Domain
+from ..errors import ApiError
+
+# The kinds of SubscriptionEvent, in the vendor-neutral words the tier engine understands.
+STARTED = "started"  # paid (first payment): the tier is granted until ``period_end``
+RENEWED = "renewed"  # paid again: the tier runs until the new ``period_end``
+CANCELLED = "cancelled"  # will not renew: the tier stays until ``period_end`` (or the current expiry)
+REFUNDED = "refunded"  # money returned or charged back: the tier ends now
+EXPIRED = "expired"  # ended (not renewed, suspended, deleted): the tier ends at ``period_end`` or now
+EVENT_KINDS = (STARTED, RENEWED, CANCELLED, REFUNDED, EXPIRED)
+
+
+class PaymentError(ApiError):
+    """A payment failed for a reason the user may read (``message`` must be user-safe: never
+    a card number, a vendor's internal error or a secret)."""
+
+    status = 400
+
+
+class InvalidSignature(Exception):
+    """Raised by ``PaymentProcessor.parse_webhook`` when a delivery is not authentic (bad or
+    missing signature, stale timestamp, unknown source). The core records it and answers 400."""
+
+
+@dataclass(frozen=True)
+class PlanPrice:
+    """One price of a billing plan, as a processor sees it. ``product_id`` names it everywhere
+    (payment links, webhooks, subscriptions)."""
+
+    product_id: str
+    plan_id: str
+    plan_name: str
+    tier: int
+    type: str
+    period: str
+    currency: str
+    currency_type: str
+    value: float
+    trial_days: int | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Payer:
+    """The signed-in user a payment is for."""
+
+    user_id: str
+    email: str
+    username: str = ""
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """What a processor needs to build a payment link.
+
+    ``checkout_url`` is the core's own link that, when followed by the user, calls
+    ``start_checkout`` (for vendors whose checkout must be created through their API at the
+    moment of purchase); ``webhook_url`` is where the vendor must send its notifications.
+    """
+
+    price: PlanPrice
+    domain: Domain
+    payer: Payer | None
+    redirect_url: str | None
+    payment_page_url: str | None
+    checkout_url: str
+    webhook_url: str
+
+
+@dataclass(frozen=True)
+class SubscriptionEvent:
+    """A change of one vendor subscription, with the vendor's own timestamp.
+
+    Events of one subscription are applied in ``occurred_at`` order: an event older than the
+    last one applied is recorded and skipped, so out-of-order deliveries settle right. The
+    payer is found by ``user_id`` (passed through the vendor), else by the account linked
+    to ``external_account_id``, else by ``email``.
+    """
+
+    kind: str
+    subscription_id: str | None
+    occurred_at: dt.datetime
+    user_id: str | None = None
+    email: str | None = None
+    external_account_id: str | None = None
+    product_id: str | None = None
+    tier: int | None = None
+    period_end: dt.datetime | None = None
+    renews: bool = True
+    payer_id: str | None = None
+    payment_id: str | None = None
+    amount: float | None = None
+    currency: str | None = None
+    additional_information: str | None = None
+
+    def __post_init__(self):
+        if self.kind not in EVENT_KINDS:
+            raise ValueError(f"unknown subscription event kind {self.kind!r}")
+        if not self.subscription_id and not self.payment_id:
+            raise ValueError("a subscription event needs a subscription_id or a payment_id")
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """An incoming webhook/postback, independent of the web framework. ``headers`` keys are
+    lower-case; ``body`` is the raw bytes (signatures are computed over them)."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+    args: Mapping[str, str]
+    form: Mapping[str, str]
+    remote_addr: str
+    received_at: dt.datetime
+
+    def header(self, name: str) -> str | None:
+        """The value of header ``name`` (any case), or None."""
+        return self.headers.get(name.lower())
+
+    def json(self) -> Any:
+        """The body parsed as JSON (``ValueError`` when it is not JSON)."""
+        return json.loads(self.body.decode("utf-8"))
+
+
+@dataclass
+class WebhookResult:
+    """What a delivery means: the vendor's unique id for it (a duplicate id changes nothing),
+    its type, and the subscription events it carries (possibly none)."""
+
+    event_id: str
+    event_type: str
+    events: list[SubscriptionEvent] = field(default_factory=list)
+    response_text: str | None = None  # a plain-text answer some vendors require (else the JSON envelope)
+
+
+@dataclass(frozen=True)
+class CardDetails:
+    """Card data for a direct charge. It must never be logged, stored or echoed: ``repr``
+    shows the last four digits only."""
+
+    number: str = field(repr=False)
+    holder_name: str
+    expiration_month: int
+    expiration_year: int
+    security_code: str = field(repr=False)
+    street: str | None = None
+    city: str | None = None
+    state_or_province: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+    email: str | None = None
+    phone_number: str | None = None
+
+    @property
+    def last4(self) -> str:
+        return self.number[-4:]
+
+    def __repr__(self) -> str:
+        return f"CardDetails(****{self.last4}, exp={self.expiration_month:02d}/{self.expiration_year})"
+
+
+@dataclass(frozen=True)
+class CardCharge:
+    """A successful direct charge: the vendor's subscription (or transaction) id and until when it is paid."""
+
+    subscription_id: str
+    occurred_at: dt.datetime
+    period_end: dt.datetime | None
+    payment_id: str | None = None
+    payer_id: str | None = None
+    renews: bool = True
+
+
+@dataclass(frozen=True)
+class SubscriptionRef:
+    """A subscription the core holds, as given to ``cancel_at_period_end``."""
+
+    subscription_id: str
+    product_id: str
+    user_id: str
+    email: str
+    payer_id: str | None
+    period_end: dt.datetime | None
+
+
+class PaymentProcessor:
+    """Base class of a payment processor. Subclass it and return the subclass from
+    ``register_payment_processors``; the core instantiates it once per application with the
+    plugin's settings (``[plugins.<identifier>]``).
+
+    ``identifier`` (the contract's ``paymentProvider`` value, e.g. ``stripe``) and ``label``
+    are required; everything else has a safe default: no payment link, no webhooks, no
+    cancellation through the vendor (the core then mails ``cancellation_instructions``).
+    Methods that talk to the vendor must use timeouts and raise ``PaymentError`` with a
+    user-safe message on a refusal.
+    """
+
+    identifier: str = ""
+    label: str = ""
+    accepts_cards: bool = False  # True when ``charge_card`` is implemented (processCardSubscription)
+
+    def __init__(self, settings: Mapping[str, Any]):
+        """``settings``: this processor's configuration mapping (may be empty)."""
+        if not self.identifier or not self.label:
+            raise NotImplementedError(f"{type(self).__name__} must set identifier and label")
+        self.settings = dict(settings)
+
+    def payment_url(self, checkout: Checkout) -> str | None:
+        """The ``paymentUrl`` of the price of ``checkout`` (a ``Checkout``) for its payer.
+
+        Called for every price offering this processor on every ``getBillingPlans``, so it
+        must not call the vendor: build a static link, or return ``checkout.checkout_url``
+        and do the vendor call in ``start_checkout``. Return None when the price cannot be
+        bought here (it is then left out of the plan's providers)."""
+        return None
+
+    def start_checkout(self, checkout: Checkout) -> str:
+        """Called when the user follows the ``checkout_url`` of ``checkout``: create the
+        vendor's checkout for it and return the URL to send the user to. Raise ``PaymentError`` when
+        it cannot be created."""
+        raise PaymentError(f"{self.label} does not offer checkout links.")
+
+    def parse_webhook(self, request: WebhookRequest) -> WebhookResult:
+        """Called for each request to ``/webhooks/<identifier>``: verify ``request`` (a
+        ``WebhookRequest``) by the vendor's rules, raising ``InvalidSignature`` when it is not
+        authentic, and return a ``WebhookResult``. It must not change any state: the core
+        records the result before it applies the events."""
+        raise PaymentError(f"{self.label} does not send webhooks.", status=404)
+
+    def cancel_at_period_end(self, subscription: SubscriptionRef) -> bool:
+        """Called by ``cancelMembership``: ask the vendor to stop renewing ``subscription``
+        (a ``SubscriptionRef``) at the end of the paid period. Return True when done, False
+        when the vendor does not allow it (the core then mails ``cancellation_instructions``)."""
+        return False
+
+    def cancellation_instructions(self, domain: Domain) -> str:
+        """The text mailed to a user of ``domain`` who asks to cancel a subscription this
+        processor cannot cancel itself."""
+        return (f"Your {domain.display_name} membership is billed through {self.label}. To stop it, open your "
+                f"{self.label} account, find the subscription and cancel it there. You keep your PRO tier until "
+                "the end of the period you paid for.")
+
+    def charge_card(self, card: CardDetails, checkout: Checkout) -> CardCharge:
+        """Called by ``processCardSubscription`` when ``accepts_cards`` is True: charge ``card``
+        (a ``CardDetails``, already validated) for the price of ``checkout`` and return a
+        ``CardCharge``. Never log or keep ``card``; raise ``PaymentError`` on a decline."""
+        raise PaymentError(f"{self.label} does not accept card payments.")
+
+    def poll_subscriptions(self, domain: Domain, credentials: Mapping[str, Any] | None) -> list[SubscriptionEvent]:
+        """Called by the scheduled sync job for vendors without webhooks: read the current
+        subscribers of ``domain`` with ``credentials`` (e.g. the stored admin cookies; None
+        when the core holds none) and return their state as events. Default: nothing."""
+        return []

@@ -1,0 +1,120 @@
+"""Billing plans: creation, listing with payment links, and product lookup."""
+from __future__ import annotations
+
+import hmac
+import re
+import uuid
+from dataclasses import dataclass
+
+from ..config import Domain
+from ..errors import BadRequest, Conflict
+from ..models.billing import BillingPlan, PlanPaymentProvider, PlanPrice
+from ..plugin_api import Checkout, Payer
+from ..plugin_api import PlanPrice as PlanPriceView
+
+PRODUCT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Product:
+    plan: BillingPlan
+    price: PlanPrice
+
+    def view(self) -> PlanPriceView:
+        p = self.price
+        return PlanPriceView(product_id=p.product_id, plan_id=self.plan.id, plan_name=self.plan.name, tier=self.plan.tier,
+                             type=p.type, period=p.period, currency=p.currency, currency_type=p.currency_type,
+                             value=p.value, trial_days=p.trial_days, name=p.name)
+
+    def price_info(self) -> dict:
+        p = self.price
+        return {"type": p.type, "period": p.period, "currency": p.currency, "currencyType": p.currency_type, "value": p.value}
+
+
+def create_plan(domain: str, env: str, body: dict, processors: dict, admin: str) -> BillingPlan:
+    """A new plan; every price names loaded payment processors and gets a unique product id."""
+    plan_id = str(uuid.uuid4())
+    prices = []
+    seen: set[str] = set()
+    for index, raw in enumerate(body["prices"]):
+        product_id = raw.get("productID") or f"{plan_id[:8]}-{index + 1}"
+        if not PRODUCT_ID.match(product_id):
+            raise BadRequest(f"prices.{index}.productID must be 1-128 letters, digits, '.', '_', ':' or '-'.")
+        if product_id in seen or find_product(domain, product_id) is not None:
+            raise Conflict(f"The product id '{product_id}' is already used by a plan of this domain.")
+        seen.add(product_id)
+        providers = []
+        for pindex, provider in enumerate(raw["paymentProviders"]):
+            name = provider["paymentProvider"]
+            if name not in processors:
+                raise BadRequest(f"prices.{index}.paymentProviders.{pindex}.paymentProvider: no payment processor "
+                                 f"'{name}' is installed.")
+            providers.append(PlanPaymentProvider(payment_provider=name,
+                                                 payment_label=provider.get("paymentLabel") or processors[name].label,
+                                                 payment_url=provider.get("paymentUrl") or None))
+        prices.append(PlanPrice(product_id=product_id, name=raw.get("name"), type=raw["type"], period=raw["period"],
+                                currency=raw["currency"], currency_type=raw["currencyType"], value=raw["value"],
+                                trial_days=raw.get("trialDays"), payment_providers=providers))
+    plan = BillingPlan(id=plan_id, domain=domain, env=env, name=body["name"], description=body.get("description"),
+                       features=body.get("features") or [], main_benefits=body.get("mainBenefits") or [],
+                       prices=prices, tier=body["tier"], code=body.get("code") or None, created_by=admin)
+    plan.save(force_insert=True)
+    return plan
+
+
+def find_product(domain: str, product_id: str | None) -> Product | None:
+    if not product_id:
+        return None
+    for plan in BillingPlan.objects(domain=domain, prices__product_id=product_id):
+        for price in plan.prices:
+            if price.product_id == product_id:
+                return Product(plan, price)
+    return None
+
+
+def list_plans(domain: str, env: str, plan_ids: list[str] | None, code: str | None) -> list[BillingPlan]:
+    """The domain's plans of ``env``, oldest first; special plans only for their code."""
+    query = BillingPlan.objects(domain=domain, env=env)
+    if plan_ids:
+        query = query.filter(id__in=plan_ids)
+    plans = []
+    for plan in query.order_by("created_date"):
+        if plan.code and not (code and hmac.compare_digest(plan.code.encode(), code.encode())):
+            continue
+        plans.append(plan)
+    return plans
+
+
+def plan_view(plan: BillingPlan, processors: dict, make_checkout) -> dict:
+    """The contract's BillingPlan; ``make_checkout(processor_id, product)`` builds a ``Checkout``."""
+    prices = []
+    for price in plan.prices:
+        providers = []
+        for provider in price.payment_providers:
+            processor = processors.get(provider.payment_provider)
+            url = provider.payment_url
+            if processor is not None and not url:
+                url = processor.payment_url(make_checkout(provider.payment_provider, Product(plan, price)))
+            if not url:
+                continue  # not purchasable here (processor missing or not configured)
+            providers.append({"paymentProvider": provider.payment_provider,
+                              "paymentLabel": provider.payment_label or (processor.label if processor else None),
+                              "paymentUrl": url})
+        item = {"productID": price.product_id, "type": price.type, "period": price.period, "currency": price.currency,
+                "currencyType": price.currency_type, "value": price.value, "paymentProviders": providers}
+        if price.name:
+            item["name"] = price.name
+        if price.trial_days is not None:
+            item["trialDays"] = price.trial_days
+        prices.append(item)
+    body = {"id": plan.id, "name": plan.name, "prices": prices, "tier": plan.tier, "features": list(plan.features),
+            "mainBenefits": list(plan.main_benefits)}
+    if plan.description:
+        body["description"] = plan.description
+    return body
+
+
+def make_checkout(domain: Domain, product: Product, payer: Payer | None, redirect_url: str | None,
+                  payment_page_url: str | None, checkout_url: str, webhook_url: str) -> Checkout:
+    return Checkout(price=product.view(), domain=domain, payer=payer, redirect_url=redirect_url,
+                    payment_page_url=payment_page_url, checkout_url=checkout_url, webhook_url=webhook_url)

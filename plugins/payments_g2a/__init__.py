@@ -1,0 +1,91 @@
+"""G2A: G2A PAY checkout (a quote created through ``createQuote``, then the gateway page)
+and its IPN, authenticated by ``hash = SHA-256(transactionId + userOrderId + amount +
+secret)``. G2A is also a distribution channel for gift cards (``downloadGiftCards`` with
+``distributionProvider=g2a``): those are redeemed with ``redeemGiftCard``.
+
+Settings (``[plugins.g2a]``): ``api_hash``, ``api_secret``, ``merchant_email``,
+``api_base`` (``https://checkout.pay.g2a.com``). A purchase pays one period (no renewal).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import uuid
+
+import requests
+
+from aimg_app.plugin_api import (
+    REFUNDED,
+    STARTED,
+    InvalidSignature,
+    PaymentError,
+    PaymentProcessor,
+    SubscriptionEvent,
+    WebhookResult,
+    hookimpl,
+)
+
+TIMEOUT_S = 15
+PERIOD_DAYS = {"daily": 1, "monthly": 30, "yearly": 365, "lifetime": 0}
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class G2AProcessor(PaymentProcessor):
+    identifier = "g2a"
+    label = "G2A PAY"
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.api_base = self.settings.get("api_base", "https://checkout.pay.g2a.com").rstrip("/")
+
+    def payment_url(self, checkout):
+        if self.settings.get("api_hash") and checkout.price.period in PERIOD_DAYS:
+            return checkout.checkout_url
+        return None
+
+    def start_checkout(self, checkout):
+        price, payer, s = checkout.price, checkout.payer, self.settings
+        # The order id carries who pays for what and for how long, so the IPN needs no lookup.
+        order = f"{payer.user_id}.{price.product_id}.{PERIOD_DAYS[price.period]}.{uuid.uuid4().hex[:8]}"
+        amount = f"{price.value:.2f}"
+        back = checkout.redirect_url or (checkout.domain.origins[0] if checkout.domain.origins else "")
+        form = {"api_hash": s.get("api_hash", ""), "hash": _sha256(order + amount + price.currency + s.get("api_secret", "")),
+                "order_id": order, "amount": amount, "currency": price.currency, "email": payer.email,
+                "url_failure": back, "url_ok": back, "items[0][sku]": price.product_id,
+                "items[0][name]": price.plan_name, "items[0][amount]": amount, "items[0][qty]": "1",
+                "items[0][id]": price.product_id, "items[0][price]": amount, "items[0][url]": back or "https://g2a.com"}
+        response = requests.post(f"{self.api_base}/index/createQuote", data=form, timeout=TIMEOUT_S)
+        body = response.json() if response.status_code == 200 else {}
+        if body.get("status") != "ok" or not body.get("token"):
+            raise PaymentError("G2A PAY could not start the payment; please try again later.", status=503)
+        return f"{self.api_base}/index/gateway?token={body['token']}"
+
+    def parse_webhook(self, request):
+        data = dict(request.form)
+        secret = self.settings.get("api_secret", "")
+        expected = _sha256(f"{data.get('transactionId', '')}{data.get('userOrderId', '')}{data.get('amount', '')}{secret}")
+        if not secret or not hmac.compare_digest(data.get("hash", "").encode(), expected.encode()):
+            raise InvalidSignature("bad IPN hash")
+        user_id, product_id, days, _nonce = data["userOrderId"].split(".")
+        at = dt.datetime.strptime(data["orderCompleteAt"], "%Y-%m-%d %H:%M:%S") if data.get("orderCompleteAt") \
+            else request.received_at
+        status = data.get("status", "")
+        common = {"subscription_id": data["userOrderId"], "occurred_at": at, "user_id": user_id,
+                  "product_id": product_id, "payment_id": data["transactionId"]}
+        events = []
+        if status == "complete":
+            until = at + dt.timedelta(days=int(days)) if int(days) else None
+            events.append(SubscriptionEvent(kind=STARTED, period_end=until, renews=False,
+                                            amount=float(data["amount"]), currency=data.get("currency"), **common))
+        elif status in ("refunded", "partial_refunded", "rejected", "canceled"):
+            events.append(SubscriptionEvent(kind=REFUNDED, **common))
+        return WebhookResult(event_id=f"{data['transactionId']}:{status}", event_type=f"ipn.{status}", events=events)
+
+
+@hookimpl
+def register_payment_processors():
+    return [G2AProcessor]

@@ -1,0 +1,102 @@
+"""Patreon memberships: join links to the creator's tiers, member webhooks signed with
+``X-Patreon-Signature`` (HMAC-MD5 of the body with the webhook secret).
+
+Settings (``[plugins.patreon]``): ``webhook_secret``, ``creator`` (the campaign's vanity
+name, for join links), ``tiers`` (Patreon tier id -> productID).
+
+Webhook endpoint: ``/webhooks/patreon``, triggers ``members:create``, ``members:update``,
+``members:delete``, ``members:pledge:create``, ``members:pledge:update``,
+``members:pledge:delete``. The member's Patreon user id matches a user who connected
+Patreon (connect provider ``Patreon``), else the member's email does. Patreon does not
+let a third party cancel a pledge: ``cancelMembership`` mails the instructions.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from urllib.parse import quote
+
+from aimg_app.plugin_api import (
+    CANCELLED,
+    EXPIRED,
+    REFUNDED,
+    RENEWED,
+    InvalidSignature,
+    PaymentProcessor,
+    SubscriptionEvent,
+    WebhookResult,
+    hookimpl,
+)
+
+
+def _time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.UTC).replace(tzinfo=None)
+
+
+class PatreonProcessor(PaymentProcessor):
+    identifier = "patreon"
+    label = "Patreon"
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.tiers: dict[str, str] = {str(k): v for k, v in self.settings.get("tiers", {}).items()}
+        self._tier_of_product = {product: tier for tier, product in self.tiers.items()}
+
+    def payment_url(self, checkout):
+        tier = self._tier_of_product.get(checkout.price.product_id)
+        creator = self.settings.get("creator")
+        if not tier or not creator:
+            return None
+        return f"https://www.patreon.com/checkout/{quote(creator)}?rid={quote(tier)}"
+
+    def parse_webhook(self, request):
+        secret = self.settings.get("webhook_secret", "")
+        given = request.header("X-Patreon-Signature") or ""
+        expected = hmac.new(secret.encode(), request.body, hashlib.md5).hexdigest()
+        if not secret or not hmac.compare_digest(given.lower().encode(), expected.encode()):
+            raise InvalidSignature("bad X-Patreon-Signature")
+        trigger = request.header("X-Patreon-Event") or ""
+        payload = request.json()
+        # Patreon sends no delivery id: the signed body itself identifies the delivery.
+        event_id = hashlib.sha256(trigger.encode() + b"\n" + request.body).hexdigest()
+        return WebhookResult(event_id=event_id, event_type=trigger, events=self._events(trigger, payload,
+                                                                                        request.received_at))
+
+    def _events(self, trigger: str, payload: dict, received_at: dt.datetime) -> list[SubscriptionEvent]:
+        member = payload["data"]
+        if member.get("type") != "member":
+            return []
+        attrs = member.get("attributes") or {}
+        relationships = member.get("relationships") or {}
+        patreon_user = ((relationships.get("user") or {}).get("data") or {}).get("id")
+        tiers = [t["id"] for t in ((relationships.get("currently_entitled_tiers") or {}).get("data") or [])]
+        product = next((self.tiers[t] for t in tiers if t in self.tiers), None)
+        common = {"subscription_id": member["id"], "external_account_id": patreon_user, "email": attrs.get("email"),
+                  "payer_id": patreon_user}
+        next_charge = _time(attrs.get("next_charge_date"))
+        last_charge = _time(attrs.get("last_charge_date"))
+        status = attrs.get("patron_status")
+        if attrs.get("last_charge_status") in ("Refunded", "Fraud"):
+            return [SubscriptionEvent(kind=REFUNDED, occurred_at=received_at, **common)]
+        if trigger.endswith(":delete") or status == "former_patron":
+            # Patreon keeps the benefits until the end of the paid period.
+            return [SubscriptionEvent(kind=CANCELLED, occurred_at=received_at, period_end=next_charge, **common)]
+        if status == "declined_patron":
+            return [SubscriptionEvent(kind=EXPIRED, occurred_at=received_at, **common)]
+        if status == "active_patron" and product and attrs.get("last_charge_status") == "Paid":
+            return [SubscriptionEvent(kind=RENEWED, occurred_at=last_charge or received_at, product_id=product,
+                                      period_end=next_charge, **common)]
+        return []
+
+    def cancellation_instructions(self, domain):
+        return (f"Your {domain.display_name} membership is a Patreon membership. To cancel it, sign in at "
+                "https://www.patreon.com, open Settings > Memberships, choose this creator and select "
+                "'Edit' > 'Cancel membership'. You keep your PRO tier until the end of the period you paid for.")
+
+
+@hookimpl
+def register_payment_processors():
+    return [PatreonProcessor]

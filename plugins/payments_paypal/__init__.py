@@ -1,0 +1,154 @@
+"""PayPal Subscriptions: subscription checkout links, webhooks verified by PayPal's own
+``verify-webhook-signature`` call, cancellation through the API.
+
+Settings (``[plugins.paypal]``): ``client_id``, ``client_secret``, ``webhook_id`` (of the
+webhook configured in the PayPal app), ``plans`` (productID -> PayPal plan id ``P-...``),
+``api_base`` (``https://api-m.paypal.com``; ``https://api-m.sandbox.paypal.com`` to test).
+
+Webhook endpoint: ``/webhooks/paypal``, events ``BILLING.SUBSCRIPTION.ACTIVATED``,
+``PAYMENT.SALE.COMPLETED``, ``BILLING.SUBSCRIPTION.CANCELLED``, ``BILLING.SUBSCRIPTION.EXPIRED``,
+``BILLING.SUBSCRIPTION.SUSPENDED``, ``PAYMENT.SALE.REFUNDED``, ``PAYMENT.SALE.REVERSED``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+import requests
+
+from aimg_app.plugin_api import (
+    CANCELLED,
+    EXPIRED,
+    REFUNDED,
+    RENEWED,
+    STARTED,
+    InvalidSignature,
+    PaymentError,
+    PaymentProcessor,
+    SubscriptionEvent,
+    WebhookResult,
+    hookimpl,
+)
+
+TIMEOUT_S = 15
+_HEADERS = ("paypal-transmission-id", "paypal-transmission-time", "paypal-transmission-sig", "paypal-auth-algo",
+            "paypal-cert-url")
+
+
+def _time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.UTC).replace(tzinfo=None)
+
+
+class PayPalProcessor(PaymentProcessor):
+    identifier = "paypal"
+    label = "PayPal"
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.api_base = self.settings.get("api_base", "https://api-m.paypal.com").rstrip("/")
+        self.plans: dict[str, str] = dict(self.settings.get("plans", {}))
+        self._products = {plan: product for product, plan in self.plans.items()}
+        self._token: tuple[str, float] | None = None
+        self._lock = threading.Lock()
+
+    # -- the REST API ----------------------------------------------------------------------
+    def _access_token(self) -> str:
+        with self._lock:
+            if self._token and self._token[1] > time.monotonic() + 60:
+                return self._token[0]
+            response = requests.post(f"{self.api_base}/v1/oauth2/token", data={"grant_type": "client_credentials"},
+                                     auth=(self.settings.get("client_id", ""), self.settings.get("client_secret", "")),
+                                     timeout=TIMEOUT_S)
+            if response.status_code != 200:
+                raise PaymentError("PayPal is unavailable; please try again later.", status=503)
+            body = response.json()
+            self._token = (body["access_token"], time.monotonic() + int(body.get("expires_in", 300)))
+            return self._token[0]
+
+    def _call(self, method: str, path: str, body=None) -> requests.Response:
+        return requests.request(method, f"{self.api_base}{path}", json=body, timeout=TIMEOUT_S,
+                                headers={"Authorization": f"Bearer {self._access_token()}"})
+
+    # -- payment links ---------------------------------------------------------------------
+    def payment_url(self, checkout):
+        # PayPal sends the buyer back to redirectURL: without one there is no link.
+        if checkout.price.product_id in self.plans and checkout.redirect_url and self.settings.get("client_id"):
+            return checkout.checkout_url
+        return None
+
+    def start_checkout(self, checkout):
+        if not checkout.redirect_url:
+            raise PaymentError("redirectURL is required to pay with PayPal.")
+        body = {"plan_id": self.plans[checkout.price.product_id], "custom_id": checkout.payer.user_id,
+                "subscriber": {"email_address": checkout.payer.email},
+                "application_context": {"brand_name": checkout.domain.display_name, "user_action": "SUBSCRIBE_NOW",
+                                        "return_url": checkout.redirect_url, "cancel_url": checkout.redirect_url}}
+        response = self._call("POST", "/v1/billing/subscriptions", body)
+        if response.status_code not in (200, 201):
+            raise PaymentError("PayPal could not start the subscription; please try again later.", status=503)
+        approve = next((link["href"] for link in response.json().get("links", []) if link.get("rel") == "approve"), None)
+        if not approve:
+            raise PaymentError("PayPal could not start the subscription; please try again later.", status=503)
+        return approve
+
+    # -- webhooks --------------------------------------------------------------------------
+    def parse_webhook(self, request):
+        headers = {name: request.header(name) for name in _HEADERS}
+        if not all(headers.values()):
+            raise InvalidSignature("missing PayPal transmission headers")
+        event = request.json()
+        verdict = self._call("POST", "/v1/notifications/verify-webhook-signature", {
+            "auth_algo": headers["paypal-auth-algo"], "cert_url": headers["paypal-cert-url"],
+            "transmission_id": headers["paypal-transmission-id"], "transmission_sig": headers["paypal-transmission-sig"],
+            "transmission_time": headers["paypal-transmission-time"], "webhook_id": self.settings.get("webhook_id", ""),
+            "webhook_event": event})
+        if verdict.status_code != 200 or verdict.json().get("verification_status") != "SUCCESS":
+            raise InvalidSignature("PayPal did not verify the transmission")
+        return WebhookResult(event_id=event["id"], event_type=event["event_type"], events=self._events(event))
+
+    def _events(self, event) -> list[SubscriptionEvent]:
+        kind, res, at = event["event_type"], event.get("resource") or {}, _time(event.get("create_time"))
+        if kind == "BILLING.SUBSCRIPTION.ACTIVATED":
+            subscriber = res.get("subscriber") or {}
+            return [SubscriptionEvent(
+                kind=STARTED, subscription_id=res["id"], occurred_at=at, user_id=res.get("custom_id"),
+                email=subscriber.get("email_address"), product_id=self._products.get(res.get("plan_id")),
+                period_end=_time((res.get("billing_info") or {}).get("next_billing_time")),
+                payer_id=subscriber.get("payer_id"))]
+        if kind == "PAYMENT.SALE.COMPLETED" and res.get("billing_agreement_id"):
+            sub_id = res["billing_agreement_id"]
+            # The sale does not say until when it pays: PayPal's subscription does.
+            current = self._call("GET", f"/v1/billing/subscriptions/{sub_id}")
+            if current.status_code != 200:
+                raise PaymentError("PayPal is unavailable; please try again later.", status=503)
+            info = current.json()
+            amount = res.get("amount") or {}
+            return [SubscriptionEvent(
+                kind=RENEWED, subscription_id=sub_id, occurred_at=at, user_id=res.get("custom") or info.get("custom_id"),
+                product_id=self._products.get(info.get("plan_id")),
+                period_end=_time((info.get("billing_info") or {}).get("next_billing_time")), payment_id=res["id"],
+                amount=float(amount["total"]) if amount.get("total") else None, currency=amount.get("currency"))]
+        if kind == "BILLING.SUBSCRIPTION.CANCELLED":
+            return [SubscriptionEvent(kind=CANCELLED, subscription_id=res["id"], occurred_at=at)]
+        if kind in ("BILLING.SUBSCRIPTION.EXPIRED", "BILLING.SUBSCRIPTION.SUSPENDED"):
+            return [SubscriptionEvent(kind=EXPIRED, subscription_id=res["id"], occurred_at=at)]
+        if kind in ("PAYMENT.SALE.REFUNDED", "PAYMENT.SALE.REVERSED"):
+            sale = res.get("sale_id") or res.get("id")
+            return [SubscriptionEvent(kind=REFUNDED, subscription_id=None, occurred_at=at, payment_id=sale)]
+        return []
+
+    def cancel_at_period_end(self, subscription):
+        # A cancelled PayPal subscription bills no more; the paid period is kept.
+        response = self._call("POST", f"/v1/billing/subscriptions/{subscription.subscription_id}/cancel",
+                              {"reason": "Cancelled by the member"})
+        if response.status_code not in (200, 204):
+            raise PaymentError("PayPal could not cancel the subscription; please try again later.", status=503)
+        return True
+
+
+@hookimpl
+def register_payment_processors():
+    return [PayPalProcessor]

@@ -1,0 +1,150 @@
+"""Stripe: Checkout Sessions for payment links, signed webhooks, cancel at period end.
+
+Settings (``[plugins.stripe]``): ``api_key`` (secret key), ``webhook_secret`` (the
+endpoint's ``whsec_...``), optional ``prices`` (productID -> Stripe price id; without one,
+the price is sent inline as ``price_data``), ``tolerance_s`` (300), ``api_base`` (tests).
+
+Webhook endpoint: ``/webhooks/stripe``, events ``invoice.paid``, ``checkout.session.completed``,
+``customer.subscription.updated``, ``customer.subscription.deleted``, ``charge.refunded``,
+``charge.dispute.created``. Signatures are verified by the official SDK
+(``Stripe-Signature``, HMAC-SHA256 over ``t.payload``, timestamp tolerance).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import stripe
+
+from aimg_app.plugin_api import (
+    CANCELLED,
+    EXPIRED,
+    REFUNDED,
+    RENEWED,
+    STARTED,
+    InvalidSignature,
+    PaymentError,
+    PaymentProcessor,
+    SubscriptionEvent,
+    WebhookResult,
+    hookimpl,
+)
+
+_INTERVALS = {"daily": "day", "monthly": "month", "yearly": "year"}
+_ZERO_DECIMAL = {"JPY"}
+
+
+def _ts(value) -> dt.datetime | None:
+    return dt.datetime.fromtimestamp(int(value), dt.UTC).replace(tzinfo=None) if value else None
+
+
+class StripeProcessor(PaymentProcessor):
+    identifier = "stripe"
+    label = "Stripe"
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        base = self.settings.get("api_base")
+        self._client = stripe.StripeClient(
+            self.settings.get("api_key") or "sk_unconfigured", max_network_retries=1,
+            base_addresses={"api": base} if base else None)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.settings.get("api_key") and self.settings.get("webhook_secret"))
+
+    def payment_url(self, checkout):
+        return checkout.checkout_url if self.configured else None
+
+    def start_checkout(self, checkout):
+        price, payer = checkout.price, checkout.payer
+        origin = checkout.domain.origins[0] if checkout.domain.origins else f"https://{checkout.domain.identifier}"
+        back = checkout.redirect_url or f"{origin}/pro"
+        metadata = {"userId": payer.user_id, "productId": price.product_id}
+        recurring = price.period in _INTERVALS
+        line = {"quantity": 1}
+        if price.product_id in self.settings.get("prices", {}):
+            line["price"] = self.settings["prices"][price.product_id]
+        else:
+            factor = 1 if price.currency in _ZERO_DECIMAL else 100
+            line["price_data"] = {"currency": price.currency.lower(), "unit_amount": int(round(price.value * factor)),
+                                  "product_data": {"name": f"{price.plan_name} ({price.period})"}}
+            if recurring:
+                line["price_data"]["recurring"] = {"interval": _INTERVALS[price.period]}
+        params = {"mode": "subscription" if recurring else "payment", "line_items": [line],
+                  "success_url": back, "cancel_url": back, "client_reference_id": payer.user_id,
+                  "customer_email": payer.email, "metadata": metadata}
+        if recurring:
+            params["subscription_data"] = {"metadata": metadata}
+            if price.trial_days:
+                params["subscription_data"]["trial_period_days"] = price.trial_days
+        else:
+            params["payment_intent_data"] = {"metadata": metadata}
+        try:
+            session = self._client.v1.checkout.sessions.create(params=params)
+        except stripe.StripeError:
+            raise PaymentError("Stripe could not start the checkout; please try again later.", status=503) from None
+        return session.url
+
+    def parse_webhook(self, request):
+        header = request.header("Stripe-Signature")
+        if not header:
+            raise InvalidSignature("no Stripe-Signature header")
+        try:
+            stripe.Webhook.construct_event(request.body, header, self.settings.get("webhook_secret") or "",
+                                           tolerance=int(self.settings.get("tolerance_s", 300)))
+        except stripe.SignatureVerificationError as exc:
+            raise InvalidSignature(str(exc)[:200]) from None
+        event = json.loads(request.body)
+        return WebhookResult(event_id=event["id"], event_type=event["type"], events=self._events(event))
+
+    def _events(self, event) -> list[SubscriptionEvent]:
+        kind, obj, at = event["type"], event["data"]["object"], _ts(event["created"])
+        if kind == "invoice.paid":
+            parent = (obj.get("parent") or {}).get("subscription_details") or {}
+            sub_id = obj.get("subscription") or parent.get("subscription")
+            meta = (obj.get("subscription_details") or {}).get("metadata") or parent.get("metadata") or {}
+            if not sub_id:
+                return []
+            period_end = max((line["period"]["end"] for line in obj.get("lines", {}).get("data", [])), default=None)
+            return [SubscriptionEvent(
+                kind=STARTED if obj.get("billing_reason") == "subscription_create" else RENEWED,
+                subscription_id=sub_id, occurred_at=at, user_id=meta.get("userId"), email=obj.get("customer_email"),
+                product_id=meta.get("productId"), period_end=_ts(period_end), payer_id=obj.get("customer"),
+                payment_id=obj.get("payment_intent") or obj["id"], amount=(obj.get("amount_paid") or 0) / 100,
+                currency=(obj.get("currency") or "").upper() or None)]
+        if kind == "checkout.session.completed" and obj.get("mode") == "payment":
+            meta = obj.get("metadata") or {}
+            return [SubscriptionEvent(kind=STARTED, subscription_id=obj["id"], occurred_at=at,
+                                      user_id=obj.get("client_reference_id") or meta.get("userId"),
+                                      product_id=meta.get("productId"), period_end=None, renews=False,
+                                      payer_id=obj.get("customer"), payment_id=obj.get("payment_intent"))]
+        if kind == "customer.subscription.updated":
+            meta = obj.get("metadata") or {}
+            period_end = obj.get("current_period_end") or max(
+                (item.get("current_period_end") or 0 for item in (obj.get("items") or {}).get("data", [])), default=None)
+            if obj.get("cancel_at_period_end") or obj.get("cancel_at"):
+                return [SubscriptionEvent(kind=CANCELLED, subscription_id=obj["id"], occurred_at=at,
+                                          user_id=meta.get("userId"), product_id=meta.get("productId"),
+                                          period_end=_ts(period_end))]
+            return []
+        if kind == "customer.subscription.deleted":
+            return [SubscriptionEvent(kind=EXPIRED, subscription_id=obj["id"], occurred_at=at)]
+        if kind in ("charge.refunded", "charge.dispute.created"):
+            payment = obj.get("payment_intent") or obj.get("invoice")
+            if not payment:
+                return []
+            return [SubscriptionEvent(kind=REFUNDED, subscription_id=None, occurred_at=at, payment_id=payment)]
+        return []
+
+    def cancel_at_period_end(self, subscription):
+        try:
+            self._client.v1.subscriptions.update(subscription.subscription_id, params={"cancel_at_period_end": True})
+        except stripe.StripeError:
+            raise PaymentError("Stripe could not cancel the subscription; please try again later.", status=503) from None
+        return True
+
+
+@hookimpl
+def register_payment_processors():
+    return [StripeProcessor]

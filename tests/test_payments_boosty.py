@@ -1,0 +1,79 @@
+"""boosty: admin cookies stored encrypted for 7 days, the subscriber sync against a fake
+Boosty API, links to the blog's levels."""
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+
+from aimg_app.models.base import utcnow
+from aimg_app.services import memberships
+from tests.conftest import ADMIN_HEADERS, assert_error, assert_ok, sign_up
+from tests.support.billing import create_plan, self_user
+from tests.support.fake_vendors import FakeBoosty
+
+TOKEN = "boosty-access-token-0123456789"
+
+
+@pytest.fixture(scope="module")
+def fake():
+    server = FakeBoosty("sexyai", TOKEN).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def app(make_app, fake):
+    return make_app(plugin_settings={"boosty": {"blog": "sexyai", "levels": {"42": "boosty-gold"}, "api_base": fake.url}})
+
+
+def test_cookie_injection_is_admin_only_and_validated(client, fake, user):
+    body = {"accountId": "sexyai", "cookies": fake.cookies()}
+    assert_error(client.post("/injectBoostyAdminAccountCookies", json=body), 403)
+    assert_error(client.post("/injectBoostyAdminAccountCookies", json=body, headers=user["headers"]), 403)
+    assert_error(client.post("/injectBoostyAdminAccountCookies", json={**body, "cookies": []}, headers=ADMIN_HEADERS),
+                 400, "cookies")
+    assert_error(client.post("/injectBoostyAdminAccountCookies", json={**body, "accountId": "a/b"},
+                             headers=ADMIN_HEADERS), 400, "accountId")
+    assert_error(client.post("/injectBoostyAdminAccountCookies", json={**body, "domainIdentifier": "nope.example"},
+                             headers=ADMIN_HEADERS), 400, "domainIdentifier")
+
+
+def test_sync_with_injected_cookies(app, client, fake):
+    user = sign_up(client)
+    create_plan(client, tier=2, providers=("boosty",), product_id="boosty-gold")
+    plans = assert_ok(client.get("/getBillingPlans"))["payload"]
+    [link] = [p for p in plans if p["prices"][0]["productID"] == "boosty-gold"][0]["prices"][0]["paymentProviders"]
+    assert link["paymentUrl"].startswith("https://boosty.to/sexyai/purchase/42")
+
+    now = int(time.time())
+    fake.subscribers[:] = [{"id": 501, "email": user["email"], "subscribed": True, "level": {"id": 42},
+                            "onTime": now - 86400, "nextPayTime": now + 29 * 86400},
+                           {"id": 502, "email": "stranger@example.com", "subscribed": True, "level": {"id": 42},
+                            "onTime": now}]
+    assert assert_ok(client.post("/injectBoostyAdminAccountCookies", headers=ADMIN_HEADERS, json={
+        "accountId": "sexyai", "domainIdentifier": "localhost", "cookies": fake.cookies()}))["payload"] == {"success": True}
+    resources = app.extensions["aimg"]
+    from aimg_app.models.billing import VendorCredentials
+
+    with app.app_context():
+        [stored] = VendorCredentials.objects(processor="boosty")
+        assert TOKEN not in stored.ciphertext and "auth" not in stored.ciphertext
+        assert dt.timedelta(days=6, hours=23) < stored.expires_date - utcnow() <= dt.timedelta(days=7)
+        counts = memberships.poll_processors(resources)
+    assert counts["boosty"] == 2
+    me = self_user(client, user)
+    assert me["tier"] == 2 and me["merchantProcessor"] == "boosty"
+    assert fake.calls("GET", "/v1/blog/sexyai/subscribers")[-1].headers["authorization"] == f"Bearer {TOKEN}"
+
+    # the subscriber stops renewing; the next sync says so
+    fake.subscribers[0]["subscribed"] = False
+    with app.app_context():
+        memberships.poll_processors(resources)
+        calls = len(fake.seen)
+        # after 7 days the cookies are no longer used
+        memberships.poll_processors(resources, now=utcnow() + dt.timedelta(days=7, minutes=1))
+        assert len(fake.seen) == calls
+    me = self_user(client, user)
+    assert me["tier"] == 2 and "nextBillingDate" not in me["subscriptions"][0]

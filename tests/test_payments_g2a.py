@@ -1,0 +1,54 @@
+"""g2a: G2A PAY quotes against a fake checkout API, IPNs authenticated by their SHA-256 hash."""
+from __future__ import annotations
+
+import datetime as dt
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.conftest import assert_error, assert_ok, sign_up
+from tests.support.billing import create_plan, self_user
+from tests.support.fake_vendors import FakeG2A
+
+API_HASH, SECRET = "g2a-api-hash", "g2a-secret"
+
+
+@pytest.fixture(scope="module")
+def fake():
+    server = FakeG2A(API_HASH, SECRET).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def app(make_app, fake):
+    return make_app(plugin_settings={"g2a": {"api_hash": API_HASH, "api_secret": SECRET, "api_base": fake.url}})
+
+
+def test_quote_ipn_and_refund(client, fake):
+    user = sign_up(client)
+    product = create_plan(client, tier=1, providers=("g2a",))["prices"][0]["productID"]
+    plans = assert_ok(client.get("/getBillingPlans", headers=user["headers"]))["payload"]
+    [link] = [p for p in plans if p["prices"][0]["productID"] == product][0]["prices"][0]["paymentProviders"]
+    url = urlsplit(link["paymentUrl"])
+    followed = client.get(f"{url.path}?{url.query}")
+    assert followed.status_code == 302 and followed.headers["Location"].startswith(f"{fake.url}/index/gateway?token=")
+    [quote] = fake.quotes.values()
+    assert quote["order_id"].startswith(f"{user['user_id']}.{product}.30.") and quote["amount"] == "9.99"
+
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    assert_ok(client.post("/webhooks/g2a", data=fake.ipn(quote["order_id"], "9.99", "complete", now)))
+    me = self_user(client, user)
+    assert me["tier"] == 1 and me["merchantProcessor"] == "g2a" and "nextBillingDate" not in me["subscriptions"][0]
+    assert_ok(client.post("/webhooks/g2a", data=fake.ipn(quote["order_id"], "9.99", "refunded", now)))
+    assert self_user(client, user)["tier"] == 0
+
+
+def test_a_forged_ipn_is_refused(client, fake):
+    user = sign_up(client)
+    order = f"{user['user_id']}.x.30.abcd"
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    assert_error(client.post("/webhooks/g2a", data=fake.ipn(order, "9.99", "complete", now, secret="nope")), 400)
+    tampered = {**fake.ipn(order, "9.99", "complete", now), "amount": "0.01"}
+    assert_error(client.post("/webhooks/g2a", data=tampered), 400)
+    assert self_user(client, user)["tier"] == 0

@@ -1,0 +1,61 @@
+"""nmi: card subscriptions through a fake Direct Post API, webhooks signed with
+Webhook-Signature (HMAC-SHA256 of nonce.body), renewal, cancellation, refund."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from aimg_app.models.base import utcnow
+from tests.conftest import assert_error, assert_ok, sign_up
+from tests.support.billing import create_plan, self_user
+from tests.support.fake_vendors import FakeNmi
+
+SECURITY, SIGNING = "nmi-security-key", "nmi-signing-key"
+
+
+@pytest.fixture(scope="module")
+def fake():
+    server = FakeNmi(SECURITY, SIGNING).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def app(make_app, fake):
+    return make_app(plugin_settings={"nmi": {"security_key": SECURITY, "signing_key": SIGNING, "api_base": fake.url,
+                                             "plans": {"nmi-monthly": "plan-1"}}})
+
+
+CARD = {"merchantProcessor": "nmi", "productID": "nmi-monthly", "cardNumber": "4111111111111111",
+        "cardHolderName": "Alan Turing", "expirationMonth": 6, "expirationYear": utcnow().year + 3,
+        "securityCode": "123"}
+
+
+def test_subscribe_renew_cancel_refund(client, fake):
+    user = sign_up(client)
+    create_plan(client, tier=1, providers=("nmi",), product_id="nmi-monthly")
+    assert_ok(client.post("/processCardSubscription", json=CARD, headers=user["headers"]))
+    [sub_id] = list(fake.subscriptions)
+    me = self_user(client, user)
+    assert me["tier"] == 1 and me["subscriptions"][0]["transactionID"] == sub_id
+
+    next_charge = (dt.date.today() + dt.timedelta(days=60)).strftime("%Y%m%d")
+    body, headers = fake.webhook("transaction.sale.success", {"transaction_id": "t-renew", "subscription": {
+        "subscription_id": sub_id, "next_charge_date": next_charge}})
+    assert_ok(client.post("/webhooks/nmi", data=body, headers=headers))
+    assert self_user(client, user)["tierExpiration"][:10] == dt.datetime.strptime(next_charge, "%Y%m%d").date().isoformat()
+
+    assert assert_ok(client.delete("/cancelMembership", headers=user["headers"]))["payload"]["success"]
+    assert fake.subscriptions[sub_id]["status"] == "deleted"
+
+    body, headers = fake.webhook("transaction.refund.success", {"transaction_id": "r-1",
+                                                                "original_transaction_id": "t-renew"})
+    assert_ok(client.post("/webhooks/nmi", data=body, headers=headers))
+    assert self_user(client, user)["tier"] == 0
+
+
+def test_forged_nmi_webhook_is_refused(client, fake):
+    body, headers = fake.webhook("transaction.refund.success", {"original_transaction_id": "x"}, key="wrong-key")
+    assert_error(client.post("/webhooks/nmi", data=body, headers=headers), 400)
+    assert_error(client.post("/webhooks/nmi", data=body, headers={"Content-Type": "application/json"}), 400)
