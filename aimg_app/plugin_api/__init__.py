@@ -22,6 +22,15 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 from ..config import Domain  # noqa: E402  (a plain value type plugins receive)
 from ..errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, Unauthorized  # noqa: E402
 from .ads import AffiliateAd, AffiliateAdProvider  # noqa: E402
+from .workflows import (  # noqa: E402
+    GenerationModel,
+    PromptUser,
+    SampleImage,
+    SamplePrompt,
+    TemplateFile,
+    TemplateParameter,
+    WorkflowTemplate,
+)
 
 __all__ = [
     "PROJECT_NAME",
@@ -36,4 +45,11 @@ __all__ = [
     "Unauthorized",
     "AffiliateAd",
     "AffiliateAdProvider",
+    "GenerationModel",
+    "PromptUser",
+    "SampleImage",
+    "SamplePrompt",
+    "TemplateFile",
+    "TemplateParameter",
+    "WorkflowTemplate",
 ]
