@@ -168,8 +168,8 @@ def _record_progress(state: WorkflowState, me: str, fraction: float, note: str |
     updates: dict[str, Any] = {"set__progress": fraction}
     if note:
         updates["push__log"] = _log_line(note)
-    WorkflowState.objects(id=state.id, worker_name=me).update_one(**updates)
     items_service.mark_running(state.item_ids, fraction)
+    WorkflowState.objects(id=state.id, worker_name=me).update_one(**updates)
 
 
 # --- outcome ------------------------------------------------------------------------------
