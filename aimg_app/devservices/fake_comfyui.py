@@ -642,16 +642,23 @@ class FakeComfyUI:
         failure = self._take_failure({"execution_error", "hang", "crash"})
         values: dict[str, Any] = {}
         order = self._topological(prompt.graph, prompt.outputs)
+        # An injected failure strikes the sampler (or, in a model-free graph, the first output node).
+        strike = next((n for n in order if prompt.graph[n]["class_type"] == "KSampler"),
+                      next(n for n in order if n in prompt.outputs))
         try:
             for nid in order:
                 if self._interrupt:
                     raise _Interrupted()
                 node = prompt.graph[nid]
                 await emit("executing", {"node": nid, "display_node": nid, "prompt_id": pid})
-                if node["class_type"] == "KSampler" and failure is not None:
+                if nid == strike and failure is not None:
                     if failure["kind"] == "crash":
                         asyncio.get_running_loop().call_soon(self._crash)
                         await asyncio.sleep(3600)
+                    if failure["kind"] == "hang":
+                        while not self._interrupt:
+                            await asyncio.sleep(0.02)
+                        raise _Interrupted()
                     if failure["kind"] == "execution_error":
                         raise _ExecutionFailed(nid, node["class_type"],
                                                failure.get("message", "CUDA out of memory. Tried to allocate 2.00 GiB"),
