@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import request
 from marshmallow import Schema, ValidationError, fields, validate
 
-from .. import context
+from .. import context, queueing
 from ..envelope import ok
 from ..errors import BadRequest
 from ..services import generation as generation_service
@@ -157,8 +157,6 @@ def get_workflow_status(args):
     ids = ([args["workflowId"]] if args.get("workflowId") else []) + many
     states = workflows_service.find_states(ids, user.id, is_admin=context.admin_name() is not None)
     redis = context.resources().redis
-    from .. import queueing
-
     objects = [workflows_service.state_object(
         s, queueing.position(redis, s.queue_name, s.id) if s.state == "queued" else None) for s in states]
     return ok(objects if many else objects[0])

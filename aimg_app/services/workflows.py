@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from ..errors import BadRequest, NotFound, ServiceUnavailable, TooManyRequests
+from ..errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, TooManyRequests
 from ..models.file import StoredFile
 from ..models.item import Item
 from ..models.workflow import WorkflowState
@@ -257,8 +258,6 @@ def filter_prompt(resources, prompt: str, user, domain: str) -> tuple[str, list[
                 ignored.append(word)
     if not ignored:
         return prompt, []
-    import re
-
     pattern = re.compile(r"(?<![\w'-])(" + "|".join(re.escape(w) for w in ignored) + r")(?![\w'-])", re.IGNORECASE)
     cleaned = re.sub(r"\s{2,}", " ", pattern.sub("", prompt)).strip(" ,")
     return cleaned, ignored
@@ -397,8 +396,6 @@ def state_object(state: WorkflowState, position: int | None = None) -> dict:
 
 
 def require_api2(user) -> None:
-    from ..errors import Forbidden
-
     if tiers.tier_of(user) <= 0:
         raise Forbidden("API2 endpoints are for users whose PRO tier is higher than 0.")
 
