@@ -92,9 +92,18 @@ def cmd_worker(args) -> int:
     _stop_on_sigterm()
     try:
         with embedded_services() as settings:
-            return run_worker(settings, queues=args.queues or None, burst=args.burst)
+            return run_worker(settings, queues=args.queues or None, burst=args.burst, comfyui=args.comfyui or None,
+                              models=args.models or None)
     except KeyboardInterrupt:
         return 0
+
+
+def cmd_fake_comfyui(args) -> int:
+    from .devservices.fake_comfyui import FakeComfyUI
+
+    _stop_on_sigterm()
+    FakeComfyUI(args.host, args.port, render_seconds=args.render_seconds).serve_forever()
+    return 0
 
 
 def cmd_openapi(args) -> int:
@@ -136,7 +145,16 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run an RQ worker on the configured queues")
     worker.add_argument("--queue", dest="queues", action="append", help="queue to listen on (repeatable)")
     worker.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    worker.add_argument("--comfyui", action="append", metavar="URL",
+                        help="a ComfyUI server of this worker's pool (repeatable; default AIMG_COMFYUI_URLS)")
+    worker.add_argument("--models", action="append", metavar="ID",
+                        help="only the queues of this model or workflow template (repeatable)")
     worker.set_defaults(func=cmd_worker)
+    fake = sub.add_parser("fake-comfyui", help="run a fake ComfyUI server (ComfyUI's protocol, Pillow renders)")
+    fake.add_argument("--host", default="127.0.0.1")
+    fake.add_argument("--port", type=int, default=8188)
+    fake.add_argument("--render-seconds", type=float, default=0.05, help="time one sampler run takes")
+    fake.set_defaults(func=cmd_fake_comfyui)
     openapi = sub.add_parser("openapi", help="print the OpenAPI document as JSON")
     openapi.add_argument("--indent", action="store_true")
     openapi.set_defaults(func=cmd_openapi)

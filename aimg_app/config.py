@@ -62,6 +62,14 @@ class Settings:
     # dir is created and used when empty (set it explicitly when several hosts serve the API).
     secret_key: str = ""
     comfyui_urls: tuple[str, ...] = ()
+    # generation (RQ jobs on ComfyUI)
+    generation_job_timeout_s: int = 900  # RQ's hard limit for one job
+    comfyui_prompt_timeout_s: float = 600.0  # one prompt on ComfyUI; then it is interrupted and failed
+    comfyui_max_attempts: int = 3  # servers tried for one run when a server fails
+    comfyui_health_ttl_s: float = 10.0  # how long a /system_stats answer (or failure) is trusted
+    comfyui_http_timeout_s: float = 30.0
+    generation_lease_s: float = 30.0  # a running job renews its lease; a lapsed lease is requeued
+    generation_max_runs: int = 3  # a run whose worker died this many times fails
     # pgQuery: a login role that can only read; a write role only when explicitly enabled.
     pgquery_dsn: str = ""
     pgquery_write_dsn: str = ""
@@ -142,6 +150,13 @@ _ENV: dict[str, tuple[str, Any]] = {
     "AIMG_MAIL_FROM": ("mail_from", str),
     "AIMG_SECRET_KEY": ("secret_key", str),
     "AIMG_COMFYUI_URLS": ("comfyui_urls", lambda v: tuple(u.strip().rstrip("/") for u in v.split(",") if u.strip())),
+    "AIMG_GENERATION_JOB_TIMEOUT_S": ("generation_job_timeout_s", int),
+    "AIMG_COMFYUI_PROMPT_TIMEOUT_S": ("comfyui_prompt_timeout_s", float),
+    "AIMG_COMFYUI_MAX_ATTEMPTS": ("comfyui_max_attempts", int),
+    "AIMG_COMFYUI_HEALTH_TTL_S": ("comfyui_health_ttl_s", float),
+    "AIMG_COMFYUI_HTTP_TIMEOUT_S": ("comfyui_http_timeout_s", float),
+    "AIMG_GENERATION_LEASE_S": ("generation_lease_s", float),
+    "AIMG_GENERATION_MAX_RUNS": ("generation_max_runs", int),
     "AIMG_PGQUERY_DSN": ("pgquery_dsn", str),
     "AIMG_PGQUERY_WRITE_DSN": ("pgquery_write_dsn", str),
     "AIMG_PGQUERY_ALLOW_WRITE": ("pgquery_allow_write", _bool),

@@ -16,7 +16,7 @@ from psycopg_pool import ConnectionPool
 
 from .config import Settings
 from .errors import ServiceUnavailable
-from .plugin_api import AffiliateAdProvider, LoginProvider, PaymentProcessor
+from .plugin_api import AffiliateAdProvider, GenerationModel, LoginProvider, PaymentProcessor, WorkflowTemplate
 from .plugin_api.manager import build_plugin_manager
 from .services.pgquery import make_query_pool
 from .storage.seaweedfs import SeaweedStore
@@ -131,6 +131,20 @@ class Resources:
                 os.unlink(tmp)
         return path.read_text().strip().encode()
 
+    @cached_property
+    def workflow_templates(self) -> dict[str, WorkflowTemplate]:
+        """Every workflow template of the plugins, by identifier, in plugin order."""
+        return _unique("workflow template", [
+            cls(self.settings.plugin_config(cls.identifier))
+            for result in reversed(self.plugins.hook.register_workflow_templates()) for cls in result or []])
+
+    @cached_property
+    def generation_models(self) -> dict[str, GenerationModel]:
+        """Every legacy generation model of the plugins, by identifier, in plugin order."""
+        return _unique("model", [
+            cls(self.settings.plugin_config(cls.identifier))
+            for result in reversed(self.plugins.hook.register_models()) for cls in result or []])
+
     # -- lifecycle -----------------------------------------------------------------------
     def migrate(self) -> dict[str, list[str]]:
         from migrations import migrate_mongo, migrate_postgres
@@ -150,3 +164,12 @@ class Resources:
         if self._mongo_connected:
             mongoengine.disconnect()
             self._mongo_connected = False
+
+
+def _unique(kind: str, things: list) -> dict:
+    found: dict = {}
+    for thing in things:
+        if thing.identifier in found:
+            raise ValueError(f"two plugins register the {kind} {thing.identifier!r}")
+        found[thing.identifier] = thing
+    return found

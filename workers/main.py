@@ -1,29 +1,83 @@
-"""``aimg worker``: an RQ worker bound to this deployment's Redis and databases."""
+"""``aimg worker``: an RQ worker bound to this deployment's Redis, databases and ComfyUI pool.
+
+Each worker listens to every priority (``-p1-``) queue before any normal one, runs one job
+at a time in its own process (RQ's SimpleWorker: no fork per job, so the MongoDB and Redis
+connections are reused and the gap between two jobs stays small), and requeues the runs of
+workers that died (their lease lapsed). Run one worker per ComfyUI server, or more.
+"""
 from __future__ import annotations
 
 import logging
+import threading
 
-from rq import Queue, Worker
+import redis
+from rq import Queue, SimpleWorker
 
+from aimg_app import queueing
 from aimg_app.config import Settings
 from aimg_app.jsonlog import configure_logging
 from aimg_app.resources import Resources
 
-DEFAULT_QUEUES = ("default",)
+from . import jobs
 
 log = logging.getLogger("aimg.worker")
 
 
-def run_worker(settings: Settings, queues: list[str] | None = None, burst: bool = False) -> int:
-    """Listen on ``queues`` in order (so a priority queue listed first is served first)."""
+def generation_queues(resources: Resources, models: list[str] | None = None) -> list[str]:
+    """Every generation queue (optionally only those of the named models/templates), priority first."""
+    model_ids = [m for m in resources.generation_models if not models or m in models]
+    template_ids = [t for t in resources.workflow_templates if not models or t in models]
+    return queueing.all_queue_names(model_ids, template_ids)
+
+
+def start_reaper(resources: Resources, stop: threading.Event) -> threading.Thread:
+    """A thread that requeues runs whose worker died; one reaper at a time per deployment."""
+    interval = max(0.5, resources.settings.generation_lease_s / 3)
+
+    def _loop():
+        while not stop.wait(interval):
+            try:
+                if resources.redis.set("aimg:reaper", "1", nx=True, px=int(interval * 1000)):
+                    jobs.requeue_stale_runs(resources)
+            except (redis.RedisError, Exception):  # noqa: BLE001 - keep reaping after a hiccup
+                log.exception("requeueing stale runs failed")
+
+    thread = threading.Thread(target=_loop, name="aimg-reaper", daemon=True)
+    thread.start()
+    return thread
+
+
+def run_worker(settings: Settings, queues: list[str] | None = None, burst: bool = False,
+               comfyui: list[str] | None = None, models: list[str] | None = None) -> int:
+    """Listen on ``queues`` in order (default: every generation queue, priority first)."""
     configure_logging(settings.log_level)
+    if comfyui:
+        settings.comfyui_urls = tuple(u.rstrip("/") for u in comfyui)
+    if not settings.comfyui_urls:
+        log.error("no ComfyUI server configured (AIMG_COMFYUI_URLS or --comfyui): jobs wait in their queues")
+        return 2
     resources = Resources(settings)
     resources.connect_mongo()
-    names = list(queues or DEFAULT_QUEUES)
-    worker = Worker([Queue(name, connection=resources.redis) for name in names], connection=resources.redis)
-    log.info("worker listening", extra={"queues": names})
+    jobs.set_resources(resources)
+    names = queueing.listen_order(queues) if queues else generation_queues(resources, models)
+    worker = SimpleWorker([Queue(name, connection=resources.redis) for name in names], connection=resources.redis)
+    stop = threading.Event()
+    start_reaper(resources, stop)
+    jobs.requeue_stale_runs(resources)
+    log.info("worker listening", extra={"queues": names, "comfyui": list(settings.comfyui_urls)})
     try:
-        worker.work(burst=burst, with_scheduler=True)
+        worker.work(burst=burst, with_scheduler=False)
     finally:
+        stop.set()
         resources.close()
     return 0
+
+
+def main() -> int:  # pragma: no cover - ``python -m workers.main`` with the environment's settings
+    from aimg_app.config import load_settings
+
+    return run_worker(load_settings())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -42,6 +42,15 @@ from .payments import (  # noqa: E402
     WebhookRequest,
     WebhookResult,
 )
+from .workflows import (  # noqa: E402
+    GenerationModel,
+    PromptUser,
+    SampleImage,
+    SamplePrompt,
+    TemplateFile,
+    TemplateParameter,
+    WorkflowTemplate,
+)
 
 __all__ = [
     "PROJECT_NAME",
@@ -75,4 +84,11 @@ __all__ = [
     "SubscriptionRef",
     "WebhookRequest",
     "WebhookResult",
+    "GenerationModel",
+    "PromptUser",
+    "SampleImage",
+    "SamplePrompt",
+    "TemplateFile",
+    "TemplateParameter",
+    "WorkflowTemplate",
 ]

@@ -64,3 +64,35 @@ def register_payment_processors():
 
 
 # --- workflow templates, generation models, prompt filters (generation) -------------------
+
+
+@hookspec
+def register_workflow_templates():
+    """Called once per application (and per worker process) at start-up.
+
+    Return a list of ``WorkflowTemplate`` subclasses; each is instantiated with its settings
+    (``[plugins.<identifier>]``) and offered by ``/2/getAggregatedWorkflowTemplates`` and
+    ``/2/enqueueWorkflow``. Identifiers must be unique across plugins (a duplicate is an
+    error at start-up).
+    """
+
+
+@hookspec
+def register_models():
+    """Called once per application at start-up.
+
+    Return a list of ``GenerationModel`` subclasses (the legacy ``generateImage`` and
+    ``generateVideo`` catalogue, listed by ``getModels`` in plugin order); each names the
+    workflow template it runs on.
+    """
+
+
+@hookspec
+def filter_prompt(prompt, user):
+    """Called for every generation request, before anything is queued.
+
+    ``prompt`` is the positive prompt as the user typed it; ``user`` is a ``PromptUser``
+    (``user_id`` is None for an anonymous caller). Return a list of the words of ``prompt``
+    to ignore (they are removed from the prompt and reported as ``ignoredWords``), or None.
+    The answers of all plugins are combined. Must be fast and must not perform network I/O.
+    """

@@ -5,9 +5,9 @@ import mongoengine as me
 from flask import Blueprint, jsonify, request
 
 from aimg_app.models.base import from_epoch_ms, utcnow
-from aimg_app.plugin_api import (AffiliateAd, AffiliateAdProvider, BadRequest, CardCharge, InvalidSignature,
-                                 LoginProvider, OAuthIdentity, PaymentProcessor, SubscriptionEvent, WebhookResult,
-                                 hookimpl)
+from aimg_app.plugin_api import (AffiliateAd, AffiliateAdProvider, BadRequest, CardCharge, GenerationModel,
+                                 InvalidSignature, LoginProvider, OAuthIdentity, PaymentProcessor, SamplePrompt,
+                                 SubscriptionEvent, TemplateParameter, WebhookResult, WorkflowTemplate, hookimpl)
 
 
 class Note(me.Document):
@@ -129,3 +129,63 @@ class TestPayments(PaymentProcessor):
 @hookimpl
 def register_payment_processors():
     return [TestPayments]
+
+
+class TestBlankTemplate(WorkflowTemplate):
+    """A model-free template (EmptyImage -> SaveImage), like the graph used to observe ComfyUI."""
+
+    identifier = "test-blank"
+    label = "Test blank image"
+    main_output_node = "2"
+    max_concurrent = (0, 3, 5)
+
+    def graph(self):
+        return {"1": {"class_type": "EmptyImage", "inputs": {"width": "{{W}}", "height": "{{H}}", "batch_size": "{{N}}",
+                                                            "color": "{{COLOR}}"}},
+                "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "test/{{LABEL}}"}}}
+
+    def parameters(self):
+        return [TemplateParameter("Width", "number", "{{W}}", "width", default_value="64", min="8", max="512",
+                                  increment="8"),
+                TemplateParameter("Height", "number", "{{H}}", "height", default_value="64", min="8", max="512",
+                                  increment="8"),
+                TemplateParameter("Batch Size", "number", "{{N}}", "images", default_value="1", min="1", max="4",
+                                  increment="1"),
+                TemplateParameter("Color", "number", "{{COLOR}}", "0xRRGGBB", default_value="0", min="-100",
+                                  max="16777215", increment="1"),
+                TemplateParameter("Label", "string", "{{LABEL}}", "file prefix", default_value="blank", max="40")]
+
+    def file_groups(self):
+        return {"test-group": ["a.safetensors", "b.safetensors"]}
+
+
+class TestBlankModel(GenerationModel):
+    """A legacy model on the blank template (no prompt parameters: it maps only sizes)."""
+
+    identifier = "test-model"
+    label = "Test model"
+    workflow_template = "test-blank"
+    allowed_widths = (64, 128)
+    allowed_heights = (64, 128)
+    default_resolution = (64, 64)
+    max_resolution = 128 * 64
+    tier0_concurrent = 2
+    sample_prompts = (SamplePrompt("a test prompt", "nothing"),)
+
+    def template_values(self, request):
+        return {"Width": request["width"], "Height": request["height"], "Label": "legacy"}
+
+
+@hookimpl
+def register_workflow_templates():
+    return [TestBlankTemplate]
+
+
+@hookimpl
+def register_models():
+    return [TestBlankModel]
+
+
+@hookimpl
+def filter_prompt(prompt, user):
+    return [word for word in ("forbiddenword",) if word in prompt.lower()]

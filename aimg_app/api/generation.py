@@ -1,0 +1,229 @@
+"""The contract's Image Generation chapter, plus cancelGeneration."""
+from __future__ import annotations
+
+from flask import request
+from marshmallow import Schema, fields, validate
+
+from .. import context
+from ..envelope import ok
+from ..services import generation as generation_service
+from ..services import idempotency
+from .base import Blueprint, envelope
+
+blp = Blueprint("generation", __name__, url_prefix="/", description="Image Generation.")
+
+IDEMPOTENCY_HEADER = {
+    "in": "header", "name": "Idempotency-Key", "required": False, "schema": {"type": "string", "maxLength": 255},
+    "description": "A repeat from the same user with the same key within 24 h returns the first answer and "
+                   "queues nothing new.",
+}
+_PROMPT = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+_ID = fields.String(validate=validate.Length(min=1, max=128))
+
+
+class VideoFrameSchema(Schema):
+    frameCount = fields.Integer(required=True)
+    frameNumber = fields.Integer(required=True)
+    frameUrl = fields.String(required=True)
+
+
+class GenerationStatusSchema(Schema):
+    imageID = fields.String(required=True)
+    folderID = fields.String()
+    status = fields.String(required=True, metadata={"description": "queued, running, completed or failed"})
+    ignoredWords = fields.String(required=True, metadata={"description": "The ignored words, comma-separated."})
+    mtype = fields.String(required=True)
+    url = fields.String()
+    queuePosition = fields.Integer(metadata={"description": "1 = next to start; only while queued."})
+    frames = fields.List(fields.Nested(VideoFrameSchema))
+    progress = fields.Float(metadata={"description": "0 to 1, while running."})
+    errorMessage = fields.String(metadata={"description": "Why it failed, when status is failed."})
+
+
+GenerationStatusResponse = envelope("GenerationStatusResponse", fields.Nested(GenerationStatusSchema))
+
+
+class GenerateImageSchema(Schema):
+    prompt = _PROMPT
+    negprompt = fields.String(validate=validate.Length(max=4000))
+    modelName = fields.String(validate=validate.Length(min=1, max=100))
+    steps = fields.Integer(strict=False)
+    seed = fields.Integer(validate=validate.Range(min=-1, max=2**32 - 1))
+    subseed = fields.Integer(validate=validate.Range(min=-1, max=2**32 - 1))
+    subseed_strength = fields.Float(validate=validate.Range(min=0, max=1))
+    height = fields.Integer()
+    width = fields.Integer()
+    sampler = fields.String(validate=validate.Length(max=100))
+    cfgscale = fields.Float()
+    restoreFaces = fields.Boolean()
+    folderID = _ID
+
+
+class GenerateVideoSchema(Schema):
+    prompt = _PROMPT
+    negprompt = fields.String(validate=validate.Length(max=4000))
+    modelName = fields.String(validate=validate.Length(min=1, max=100))
+    steps = fields.Integer()
+    seed = fields.Integer(validate=validate.Range(min=-1, max=2**32 - 1))
+    restoreFaces = fields.Boolean()
+    input = fields.String(validate=validate.Length(min=1, max=15_000_000),
+                          metadata={"description": "A source image: a file id, or an image Data URI."})
+    controlNetPreset = fields.String(validate=validate.Length(min=1, max=100),
+                                     metadata={"description": "A preset the model's template declares (needs input)."})
+    folderID = _ID
+
+
+def _generate(body: dict, mtype: str, endpoint: str) -> dict:
+    context.require_session_header()
+    session = context.current_session()
+    user = context.current_user(required=False)
+    domain = context.domain().identifier
+    owner = user.id if user else generation_service.anonymous_owner(session.id)
+    resources = context.resources()
+    return idempotency.run_once(
+        resources.redis, scope=f"{domain}:{owner}:{endpoint}", key=request.headers.get("Idempotency-Key"),
+        request=body,
+        work=lambda: generation_service.generate(resources, user=user, session_id=session.id, domain=domain, body=body,
+                                                 mtype=mtype))
+
+
+@blp.route("/generateImage", methods=["POST"])
+@blp.doc(parameters=[IDEMPOTENCY_HEADER])
+@blp.arguments(GenerateImageSchema)
+@blp.response(200, GenerationStatusResponse)
+def generate_image(body):
+    """Queue the generation of an image with a Model (default f222)."""
+    return ok(_generate(body, "image", "generateImage"))
+
+
+@blp.route("/generateVideo", methods=["POST"])
+@blp.doc(parameters=[IDEMPOTENCY_HEADER])
+@blp.arguments(GenerateVideoSchema)
+@blp.response(200, GenerationStatusResponse)
+def generate_video(body):
+    """Queue the generation of a video with a Model (default model3)."""
+    return ok(_generate(body, "video", "generateVideo"))
+
+
+class ItemStatusArgs(Schema):
+    imageID = fields.String(required=True, validate=validate.Length(min=1, max=128))
+
+
+@blp.route("/getItemStatus", methods=["GET"])
+@blp.arguments(ItemStatusArgs, location="query")
+@blp.response(200, GenerationStatusResponse)
+def get_item_status(args):
+    """The generation status of an Item (its owner's, or any with an admin key)."""
+    session_id = context.session_id_header()
+    user = context.current_user(required=False)
+    if user is None and session_id is None and context.admin_name() is None:
+        context.require_session_header()
+    return ok(generation_service.item_status(context.resources(), args["imageID"], user=user, session_id=session_id,
+                                             is_admin=context.admin_name() is not None))
+
+
+class ModelIdsArgs(Schema):
+    modelIDs = fields.String(validate=validate.Length(max=10_000),
+                             metadata={"description": "Comma-separated model ids."})
+
+
+class SampleImageSchema(Schema):
+    imageID = fields.String(required=True)
+    url = fields.String(required=True)
+
+
+class ModelSchema(Schema):
+    modelID = fields.String(required=True)
+    name = fields.String(required=True)
+    description = fields.String(required=True)
+    mediaType = fields.String(required=True)
+    minTier = fields.Integer(required=True)
+    tier0Concurrent = fields.Integer(required=True)
+    tier1Concurrent = fields.Integer(required=True)
+    tier2Concurrent = fields.Integer(required=True)
+    positiveTokens = fields.List(fields.String(), required=True)
+    negativeTokens = fields.List(fields.String(), required=True)
+    sampleImages = fields.List(fields.Nested(SampleImageSchema), required=True)
+    minSteps = fields.Integer(required=True)
+    maxSteps = fields.Integer(required=True)
+    allowedWidths = fields.List(fields.Integer(), required=True)
+    allowedHeights = fields.List(fields.Integer(), required=True)
+    maxResolution = fields.Integer(required=True)
+    defaultResolution = fields.List(fields.Integer(), required=True)
+    allowedSamplers = fields.List(fields.String(), required=True)
+    defaultSampler = fields.String(required=True)
+    minCfgScale = fields.Float(required=True)
+    maxCfgScale = fields.Float(required=True)
+    supportsVariations = fields.Boolean(required=True)
+    registrationWall = fields.Boolean(required=True)
+    defaultFaceFix = fields.Boolean(required=True)
+    wikiURL = fields.String()
+
+
+@blp.route("/getModels", methods=["GET"])
+@blp.arguments(ModelIdsArgs, location="query")
+@blp.response(200, envelope("ModelsResponse", fields.List(fields.Nested(ModelSchema))))
+def get_models(args):
+    """The generation Models, in the order to show them."""
+    ids = generation_service.split_ids(args.get("modelIDs"))
+    return ok(generation_service.list_models(context.resources(), ids))
+
+
+class QueueLengthSchema(Schema):
+    modelID = fields.String(required=True)
+    queueID = fields.String(required=True)
+    queueLength = fields.Integer(required=True)
+
+
+@blp.route("/getQueuesLength", methods=["GET"])
+@blp.arguments(ModelIdsArgs, location="query")
+@blp.response(200, envelope("QueuesLengthResponse", fields.List(fields.Nested(QueueLengthSchema))))
+def get_queues_length(args):
+    """Every generation queue (and its -p1- priority twin) with its current length."""
+    ids = generation_service.split_ids(args.get("modelIDs"))
+    return ok(generation_service.queue_lengths(context.resources(), ids))
+
+
+class SamplePromptArgs(Schema):
+    randomOne = fields.Boolean(load_default=False)
+
+
+class PromptSchema(Schema):
+    positivePrompt = fields.String(required=True)
+    negativePrompt = fields.String()
+    userID = fields.String()
+
+
+@blp.route("/getSamplePrompts", methods=["GET"])
+@blp.arguments(SamplePromptArgs, location="query")
+@blp.response(200, envelope("SamplePromptsResponse", fields.List(fields.Nested(PromptSchema))))
+def get_sample_prompts(args):
+    """Sample prompts (all, or one at random)."""
+    return ok(generation_service.sample_prompts(context.resources(), args["randomOne"]))
+
+
+class CancelSchema(Schema):
+    imageID = _ID
+    workflowId = _ID
+
+
+class CancelAnswerSchema(Schema):
+    imageID = fields.String(required=True)
+    status = fields.String(required=True, metadata={"description": "cancelled, or the Item's status if too late"})
+    cancelled = fields.Boolean(required=True)
+
+
+@blp.route("/cancelGeneration", methods=["POST"])
+@blp.arguments(CancelSchema)
+@blp.response(200, envelope("CancelGenerationResponse", fields.List(fields.Nested(CancelAnswerSchema))))
+def cancel_generation(body):
+    """Cancel a generation (one of its Items' imageID, or its workflowId): a queued job leaves
+    its queue; a running one is interrupted on its ComfyUI server. Owner or admin."""
+    admin = context.admin_name()
+    session_id = context.session_id_header()
+    user = context.current_user(required=admin is None and session_id is None)
+    if admin is None and session_id is None:
+        context.require_session_header()
+    return ok(generation_service.cancel(context.resources(), image_id=body.get("imageID"),
+                                        workflow_id=body.get("workflowId"), user=user, session_id=session_id,
+                                        is_admin=admin is not None))

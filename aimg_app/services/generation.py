@@ -1,0 +1,309 @@
+"""The legacy Image Generation chapter: models, generateImage/generateVideo (mapped onto the
+models' workflow templates), item status, queue lengths, sample prompts, and cancelling."""
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import random
+import re
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from .. import queueing
+from ..errors import BadRequest, Forbidden, NotFound, Unauthorized
+from ..models.item import Item
+from ..models.workflow import WorkflowState
+from ..models.base import iso, utcnow
+from ..plugin_api import GenerationModel
+from . import abuse, files as files_service, items as items_service, tiers
+from .workflows import (
+    RunPlan,
+    _item_params,
+    concurrency_cap,
+    filter_prompt,
+    get_template,
+    priority_for,
+    render_graph,
+    resolve_parameters,
+    start_run,
+)
+
+DEFAULT_IMAGE_MODEL = "f222"
+DEFAULT_VIDEO_MODEL = "model3"
+MAX_INPUT_BYTES = 10 * 1024 * 1024
+MAX_INPUT_PIXELS = 40_000_000
+_DATA_URI = re.compile(r"^data:(image/[a-z0-9.+-]+);base64,(.*)$", re.IGNORECASE | re.DOTALL)
+
+
+def anonymous_owner(session_id: str) -> str:
+    """Who owns what an anonymous caller generates (models without a registration wall)."""
+    return f"session:{session_id}"
+
+
+# --- models -------------------------------------------------------------------------------
+
+
+def model_object(model: GenerationModel) -> dict:
+    """The contract's Model."""
+    body = {
+        "modelID": model.identifier, "name": model.label, "description": model.description,
+        "mediaType": model.media_type, "minTier": model.min_tier, "tier0Concurrent": model.tier0_concurrent,
+        "tier1Concurrent": model.tier1_concurrent, "tier2Concurrent": model.tier2_concurrent,
+        "positiveTokens": list(model.positive_tokens), "negativeTokens": list(model.negative_tokens),
+        "sampleImages": [{"imageID": s.image_id, "url": s.url} for s in model.sample_images],
+        "minSteps": model.min_steps, "maxSteps": model.max_steps, "allowedWidths": list(model.allowed_widths),
+        "allowedHeights": list(model.allowed_heights), "maxResolution": model.max_resolution,
+        "defaultResolution": list(model.default_resolution), "allowedSamplers": list(model.allowed_samplers),
+        "defaultSampler": model.default_sampler, "minCfgScale": max(1.0, model.min_cfg_scale),
+        "maxCfgScale": min(12.0, model.max_cfg_scale), "supportsVariations": model.supports_variations,
+        "registrationWall": model.registration_wall, "defaultFaceFix": model.default_face_fix,
+    }
+    if model.wiki_url:
+        body["wikiURL"] = model.wiki_url
+    return body
+
+
+def split_ids(raw: str | None) -> list[str] | None:
+    if raw is None or not raw.strip():
+        return None
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def list_models(resources, model_ids: list[str] | None) -> list[dict]:
+    models = resources.generation_models.values()
+    return [model_object(m) for m in models if model_ids is None or m.identifier in model_ids]
+
+
+def queue_lengths(resources, model_ids: list[str] | None) -> list[dict]:
+    """Both queues of every model (and of every workflow template, whose modelID is the
+    template's name), with their lengths from Redis."""
+    rows: list[tuple[str, str]] = []
+    for kind, ids in (("gen", resources.generation_models), ("wf", resources.workflow_templates)):
+        for identifier in ids:
+            if model_ids is not None and identifier not in model_ids:
+                continue
+            for priority in (False, True):
+                rows.append((identifier, queueing.queue_name(kind, identifier, priority)))
+    counts = queueing.lengths(resources.redis, [name for _, name in rows])
+    return [{"modelID": model_id, "queueID": name, "queueLength": counts[name]} for model_id, name in rows]
+
+
+def sample_prompts(resources, random_one: bool) -> list[dict]:
+    prompts: list[dict] = []
+    seen = set()
+    for model in resources.generation_models.values():
+        for sample in model.sample_prompts:
+            if sample.positive_prompt in seen:
+                continue
+            seen.add(sample.positive_prompt)
+            entry = {"positivePrompt": sample.positive_prompt}
+            if sample.negative_prompt:
+                entry["negativePrompt"] = sample.negative_prompt
+            prompts.append(entry)
+    if random_one and prompts:
+        return [random.choice(prompts)]
+    return prompts
+
+
+# --- generateImage / generateVideo --------------------------------------------------------
+
+
+def _validate_against_model(model: GenerationModel, body: dict) -> dict:
+    """The legacy fields, defaulted and checked against the model; 400 names the field."""
+    request: dict[str, Any] = {"prompt": body["prompt"]}
+    steps = body.get("steps")
+    steps = model.default_steps if steps is None else steps
+    if int(steps) != steps or not model.min_steps <= steps <= model.max_steps:
+        raise BadRequest(f"steps must be an integer from {model.min_steps} to {model.max_steps} for model '{model.identifier}'.")
+    request["steps"] = int(steps)
+    width, height = body.get("width"), body.get("height")
+    width = model.default_resolution[0] if width is None else width
+    height = model.default_resolution[1] if height is None else height
+    if width not in model.allowed_widths:
+        raise BadRequest(f"width must be one of {', '.join(map(str, model.allowed_widths))} for model '{model.identifier}'.")
+    if height not in model.allowed_heights:
+        raise BadRequest(f"height must be one of {', '.join(map(str, model.allowed_heights))} for model '{model.identifier}'.")
+    if width * height > model.max_resolution:
+        raise BadRequest(f"width x height must be at most {model.max_resolution} pixels for model '{model.identifier}'.")
+    request["width"], request["height"] = int(width), int(height)
+    sampler = body.get("sampler") or model.default_sampler
+    if sampler not in model.allowed_samplers:
+        raise BadRequest(f"sampler must be one of: {', '.join(model.allowed_samplers)} (model '{model.identifier}').")
+    request["sampler"] = sampler
+    cfg = body.get("cfgscale")
+    cfg = 7.0 if cfg is None else float(cfg)
+    low, high = max(1.0, model.min_cfg_scale), min(12.0, model.max_cfg_scale)
+    if not low <= cfg <= high:
+        raise BadRequest(f"cfgscale must be from {low:g} to {high:g}.")
+    request["cfgscale"] = cfg
+    seed = body.get("seed")
+    request["seed"] = int(seed) if seed is not None and seed >= 0 else random.randint(0, 2**32 - 1)
+    for key in ("negprompt", "subseed", "subseed_strength"):
+        if body.get(key) is not None:
+            request[key] = body[key]
+    request["restoreFaces"] = bool(body.get("restoreFaces", model.default_face_fix))
+    return request
+
+
+def _input_file(resources, raw: str, owner_id: str, domain: str) -> str:
+    """generateVideo's ``input``: a file id of the file store, or an image Data URI (stored)."""
+    match = _DATA_URI.match(raw.strip())
+    if match is None:
+        return raw
+    try:
+        data = base64.b64decode(match.group(2), validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("input is not valid base64.") from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise BadRequest(f"input must be at most {MAX_INPUT_BYTES // (1024 * 1024)} MB.")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > MAX_INPUT_PIXELS:
+                raise BadRequest("input has too many pixels.")
+            fmt = (img.format or "png").lower()
+            img.verify()
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        raise BadRequest("input is not an image.") from None
+    record = files_service.store_file(resources.files, data=data, file_name=f"input.{fmt}",
+                                      content_type=f"image/{fmt}", domain=domain, owner_id=owner_id)
+    return record.id
+
+
+def generate(resources, *, user, session_id: str, domain: str, body: dict, mtype: str) -> dict:
+    """generateImage (``mtype`` "image") or generateVideo ("video"): one Item, queued."""
+    default = DEFAULT_IMAGE_MODEL if mtype == "image" else DEFAULT_VIDEO_MODEL
+    model_id = body.get("modelName") or default
+    model = resources.generation_models.get(model_id)
+    if model is None:
+        raise BadRequest(f"Unknown model '{model_id}'.")
+    if model.mtype != mtype:
+        other = "generateVideo" if model.mtype == "video" else "generateImage"
+        raise BadRequest(f"Model '{model_id}' generates {model.mtype}s; use {other}.")
+    if user is None and model.registration_wall:
+        raise Unauthorized(f"Sign up to generate with model '{model_id}'.")
+    if user is not None:
+        abuse.require_generate_and_publish(user)
+    tier = tiers.tier_of(user)
+    if tier < model.min_tier:
+        raise Forbidden(f"Model '{model_id}' needs PRO tier {model.min_tier} or higher.")
+    request = _validate_against_model(model, body)
+    owner = user.id if user is not None else anonymous_owner(session_id)
+    request["prompt"], ignored = filter_prompt(resources, body["prompt"], user, domain)
+    if not request["prompt"].strip():
+        raise BadRequest("prompt is empty once the ignored words are removed.")
+
+    template_name = model.workflow_template
+    preset = body.get("controlNetPreset")
+    source = body.get("input")
+    if source:
+        if not model.input_template:
+            raise BadRequest(f"Model '{model_id}' does not take an input image.")
+        template_name = model.input_template
+    template = get_template(resources, template_name)
+    if preset:
+        if preset not in template.control_net_presets:
+            if not source and model.input_template and preset in get_template(resources, model.input_template).control_net_presets:
+                raise BadRequest("controlNetPreset needs an input image.")
+            choices = ", ".join(template.control_net_presets) or "none"
+            raise BadRequest(f"Unknown controlNetPreset '{preset}' for model '{model_id}' (choices: {choices}).")
+    values = model.template_values(request)
+    if source:
+        values["Input Image"] = _input_file(resources, source, owner, domain)
+    resolved = resolve_parameters(template, values, owner)
+    graph = render_graph(template, resolved, preset)
+    tier_limit = model.concurrency_for_tier(tier)
+    plan = RunPlan(
+        owner_id=owner, domain=domain, user_email=getattr(user, "email", None) if user else None, template=template,
+        resolved=resolved, graph=graph, generator_version="1", queue_kind="gen", queue_base=model.identifier,
+        priority=priority_for(user), concurrency_limit=concurrency_cap(user, tier_limit),
+        concurrency_filter={"model_id": model.identifier}, concurrency_label=f"model '{model.identifier}'", count=1,
+        model_id=model.identifier, folder_id=body.get("folderID"), ignored_words=ignored,
+        item_params=_item_params(resolved.typed, body["prompt"], model_name=model.label, model_id=model.identifier,
+                                 sampler=request["sampler"], restore_faces=request["restoreFaces"],
+                                 subseed=request.get("subseed"), subseed_strength=request.get("subseed_strength"),
+                                 negprompt=body.get("negprompt") or None),
+    )
+    state, items = start_run(resources, plan)
+    position = queueing.position(resources.redis, state.queue_name, state.id)
+    return status_object(items[0], state, position)
+
+
+# --- status -------------------------------------------------------------------------------
+
+
+def status_object(item: Item, state: WorkflowState | None, position: int | None = None) -> dict:
+    """The contract's GenerationStatus (plus ``progress`` and, when failed, ``errorMessage``)."""
+    body: dict[str, Any] = {
+        "imageID": item.id, "status": item.status, "ignoredWords": ", ".join(item.ignored_words or []),
+        "mtype": item.mtype, "progress": round(float(item.progress or 0.0), 4),
+    }
+    folder_id = item.folder_id or (state.folder_id if state else None)
+    if folder_id:
+        body["folderID"] = folder_id
+    if item.url:
+        body["url"] = item.url
+    if position is not None and item.status == "queued":
+        body["queuePosition"] = position
+    if item.status == "failed" and item.error_message:
+        body["errorMessage"] = item.error_message
+    if item.mtype == "video" and item.frames:
+        body["frames"] = [{"frameCount": f.frame_count, "frameNumber": f.frame_number, "frameUrl": f.url}
+                          for f in item.frames]
+    return body
+
+
+def _owns(item_owner: str, user, session_id: str | None) -> bool:
+    if user is not None and item_owner == user.id:
+        return True
+    return session_id is not None and item_owner == anonymous_owner(session_id)
+
+
+def item_status(resources, image_id: str, *, user, session_id: str | None, is_admin: bool) -> dict:
+    item = Item.objects(id=image_id).first()
+    if item is None or item.is_deleted or not (is_admin or _owns(item.user_id, user, session_id)):
+        raise NotFound(f"Item '{image_id}' does not exist.")
+    state = WorkflowState.objects(public_id=item.workflow_id).first() if item.workflow_id else None
+    position = None
+    if item.status == "queued" and item.queue_name and item.job_id:
+        position = queueing.position(resources.redis, item.queue_name, item.job_id)
+    return status_object(item, state, position)
+
+
+# --- cancelling ---------------------------------------------------------------------------
+
+
+CANCELLED_MESSAGE = "Cancelled."
+
+
+def cancel(resources, *, image_id: str | None, workflow_id: str | None, user, session_id: str | None,
+           is_admin: bool) -> list[dict]:
+    """Cancel a run (by one of its Items or its workflowId): a queued job leaves its queue,
+    a running one is interrupted by its worker. Answers per Item."""
+    if bool(image_id) == bool(workflow_id):
+        raise BadRequest("Give exactly one of imageID and workflowId.")
+    if image_id:
+        item = Item.objects(id=image_id).only("user_id", "workflow_id").first()
+        if item is None or not (is_admin or _owns(item.user_id, user, session_id)) or not item.workflow_id:
+            raise NotFound(f"Item '{image_id}' does not exist.")
+        workflow_id = item.workflow_id
+    state = WorkflowState.objects(public_id=workflow_id).first()
+    if state is None or not (is_admin or _owns(state.user_id, user, session_id)):
+        raise NotFound(f"Workflow '{workflow_id}' does not exist.")
+    if state.state == "queued" and queueing.remove_queued(resources.redis, state.queue_name, state.id):
+        WorkflowState.objects(id=state.id, state="queued").update_one(
+            set__state="cancelled", set__is_error=True, set__error_message=CANCELLED_MESSAGE, set__end_time=utcnow(),
+            push__log=f"{iso(utcnow())} cancelled while queued")
+        for item_id in state.item_ids:
+            items_service.fail_item(item_id, CANCELLED_MESSAGE)
+    elif state.state in ("queued", "running"):
+        # The worker sees the flag between progress messages and interrupts ComfyUI.
+        WorkflowState.objects(id=state.id, state__in=("queued", "running")).update_one(
+            set__cancel_requested=True, push__log=f"{iso(utcnow())} cancel requested")
+    answers = []
+    for item in Item.objects(id__in=state.item_ids).only("id", "status", "error_message"):
+        cancelled = item.status == "failed" and item.error_message == CANCELLED_MESSAGE
+        answers.append({"imageID": item.id, "status": "cancelled" if cancelled else item.status,
+                        "cancelled": cancelled or item.status in ("queued", "running")})
+    return answers

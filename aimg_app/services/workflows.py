@@ -1,0 +1,468 @@
+"""The workflow engine's front half: resolve a template's parameters, render its ComfyUI
+graph, and queue a run (a WorkflowState and its Items); plus what API2 shows of runs.
+
+Both API2 (``enqueueWorkflow``) and the legacy ``generateImage``/``generateVideo`` end in
+``start_run``, so there is one path from a request to a queued RQ job.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from ..errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, TooManyRequests
+from ..models.file import StoredFile
+from ..models.item import Item
+from ..models.workflow import WorkflowState
+from ..models.base import iso, utcnow
+from ..plugin_api import PromptUser, TemplateParameter, WorkflowTemplate
+from .. import queueing
+from . import abuse, items as items_service, tiers
+
+STRING_MAX = 10_000
+OPEN_ITEM_STATES = ("queued", "running")
+
+# enqueueWorkflow's explicit body fields -> the template parameter each one stands for
+EXPLICIT_FIELDS = {
+    "prompt": "Positive Prompt", "negprompt": "Negative Prompt", "seed": "Seed", "subseed": "Subseed",
+    "subseed_strength": "Subseed Strength", "steps": "Steps", "cfgscale": "CFG Scale", "modelName": "Model",
+    "height": "Height", "width": "Width", "batchSize": "Batch Size",
+}
+
+
+# --- catalogue ----------------------------------------------------------------------------
+
+
+def get_template(resources, name: str) -> WorkflowTemplate:
+    template = resources.workflow_templates.get(name)
+    if template is None:
+        raise BadRequest(f"Unknown workflow template '{name}'.")
+    return template
+
+
+def template_object(template: WorkflowTemplate) -> dict:
+    """The contract's WorkflowTemplate."""
+    return {
+        "name": template.identifier,
+        "label": template.label,
+        "description": template.description,
+        "deployments": list(template.deployments),
+        "parameters": [parameter_object(p) for p in template.parameters()],
+        "workflowTemplateFiles": {name: {"fileNames": list(f.file_names), "supportFileType": f.support_file_type}
+                                  for name, f in template.files().items()},
+    }
+
+
+def parameter_object(p: TemplateParameter) -> dict:
+    """The contract's WorkflowTemplateParameter (optional members only when set)."""
+    body: dict[str, Any] = {
+        "name": p.name, "dataType": p.data_type, "description": p.description, "defaultValue": p.default_value,
+        "replaceFromString": p.replace_from_string, "isOptional": p.is_optional, "optionName": p.option_name,
+        "isAlwaysVisible": p.is_always_visible, "isHidden": p.is_hidden,
+    }
+    for key, value in (("type", p.type), ("uiType", p.ui_type), ("min", p.min), ("max", p.max),
+                       ("increment", p.increment), ("fileGroup", p.file_group),
+                       ("fileGroupDestination", p.file_group_destination), ("extraData", p.extra_data)):
+        if value is not None:
+            body[key] = value
+    if p.dropdown_items:
+        body["dropdownItems"] = list(p.dropdown_items)
+    return body
+
+
+def file_group_items(resources, group: str) -> list[str]:
+    names: list[str] = []
+    known = False
+    for template in resources.workflow_templates.values():
+        groups = template.file_groups()
+        if group in groups:
+            known = True
+            names += [n for n in groups[group] if n not in names]
+    if not known:
+        raise NotFound(f"Unknown file group '{group}'.")
+    return names
+
+
+# --- parameters ---------------------------------------------------------------------------
+
+
+@dataclass
+class ResolvedParameters:
+    typed: dict[str, Any] = field(default_factory=dict)  # name -> typed value
+    uploads: list[dict] = field(default_factory=list)  # [{"marker", "file_id", "name"}]
+
+    def run_parameters(self) -> list[dict]:
+        return [{"name": name, "value": stringify(value)} for name, value in self.typed.items()]
+
+
+def stringify(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _number(p: TemplateParameter, raw: Any) -> int | float:
+    if isinstance(raw, bool):
+        raise BadRequest(f"Parameter '{p.name}' must be a number.")
+    try:
+        value = float(raw) if not isinstance(raw, (int, float)) else raw
+        value = float(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"Parameter '{p.name}' must be a number.") from None
+    if not math.isfinite(value):
+        raise BadRequest(f"Parameter '{p.name}' must be a finite number.")
+    low = float(p.min) if p.min not in (None, "") else None
+    high = float(p.max) if p.max not in (None, "") else None
+    if low is not None and value < low:
+        raise BadRequest(f"Parameter '{p.name}' must be at least {p.min}.")
+    if high is not None and value > high:
+        raise BadRequest(f"Parameter '{p.name}' must be at most {p.max}.")
+    if p.increment not in (None, ""):
+        step = float(p.increment)
+        if step > 0:
+            ratio = (value - (low or 0.0)) / step
+            if abs(ratio - round(ratio)) > 1e-9:
+                raise BadRequest(f"Parameter '{p.name}' must be a multiple of {p.increment}"
+                                 + (f" from {p.min}." if low else "."))
+    return int(value) if value.is_integer() else value
+
+
+def _boolean(p: TemplateParameter, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise BadRequest(f"Parameter '{p.name}' must be true or false.")
+
+
+def _check_value(template: WorkflowTemplate, p: TemplateParameter, raw: Any, owner_id: str | None,
+                 resolved: ResolvedParameters) -> Any:
+    kind = p.data_type
+    if kind == "number":
+        return _number(p, raw)
+    if kind == "boolean":
+        return _boolean(p, raw)
+    if isinstance(raw, (dict, list)) and kind not in ("array", "object", "files"):
+        raise BadRequest(f"Parameter '{p.name}' must be a {kind}.")
+    if kind == "string":
+        text = str(raw)
+        limit = int(float(p.max)) if p.max not in (None, "") else STRING_MAX
+        if len(text) > limit:
+            raise BadRequest(f"Parameter '{p.name}' must be at most {limit} characters.")
+        return text
+    if kind == "dropdown":
+        if str(raw) not in p.dropdown_items:
+            raise BadRequest(f"Parameter '{p.name}' must be one of: {', '.join(p.dropdown_items)}.")
+        return str(raw)
+    if kind == "filesGroup":
+        names = template.file_groups().get(p.file_group or "", [])
+        if str(raw) not in names:
+            raise BadRequest(f"Parameter '{p.name}' must be one of the files of group '{p.file_group}': "
+                             f"{', '.join(names)}.")
+        return str(raw)
+    if kind == "file":
+        file_id = str(raw)
+        record = StoredFile.objects(id=file_id).only("id", "owner_id", "content_type").first() if file_id else None
+        if record is None or (record.owner_id and record.owner_id != owner_id):
+            raise BadRequest(f"Parameter '{p.name}': file '{file_id}' does not exist.")
+        if not (record.content_type or "").startswith("image/"):
+            raise BadRequest(f"Parameter '{p.name}': file '{file_id}' is not an image.")
+        resolved.uploads.append({"marker": p.replace_from_string, "file_id": file_id, "name": p.name})
+        return file_id
+    value = raw
+    if isinstance(raw, str):
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise BadRequest(f"Parameter '{p.name}' must be JSON ({kind}).") from None
+    expected = dict if kind == "object" else list
+    if not isinstance(value, expected):
+        raise BadRequest(f"Parameter '{p.name}' must be a JSON {'object' if kind == 'object' else 'array'}.")
+    return value
+
+
+def resolve_parameters(template: WorkflowTemplate, given: dict[str, Any], owner_id: str | None) -> ResolvedParameters:
+    """Every parameter of ``template``: the given value or its default, validated and typed.
+    Unknown names and missing required values are 400 naming them."""
+    params = {p.name: p for p in template.parameters()}
+    unknown = [name for name in given if name not in params]
+    if unknown:
+        raise BadRequest(f"Workflow template '{template.identifier}' has no parameter "
+                         + ", ".join(f"'{n}'" for n in unknown) + ".")
+    resolved = ResolvedParameters()
+    for name, p in params.items():
+        raw = given.get(name)
+        if raw is None or (isinstance(raw, str) and raw == "" and p.data_type != "string"):
+            if p.default_value not in (None, ""):
+                raw = p.default_value
+            elif isinstance(p.extra_data, dict) and p.extra_data.get("randomIfEmpty"):
+                low = int(float(p.min or 0))
+                high = int(float(p.max or 2**32 - 1))
+                raw = random.randint(low, high)
+            elif p.is_optional and p.data_type == "string":
+                raw = ""
+            else:
+                raise BadRequest(f"Parameter '{name}' is required by workflow template '{template.identifier}'.")
+        resolved.typed[name] = _check_value(template, p, raw, owner_id, resolved)
+    return resolved
+
+
+def substitute(node: Any, markers: dict[str, Any]) -> Any:
+    """Replace markers in every string of ``node``: a string that is exactly a marker takes
+    the typed value; a marker inside a longer string is replaced by the value's text."""
+    if isinstance(node, dict):
+        return {key: substitute(value, markers) for key, value in node.items()}
+    if isinstance(node, list):
+        return [substitute(value, markers) for value in node]
+    if isinstance(node, str):
+        if node in markers:
+            return markers[node]
+        for marker, value in markers.items():
+            if marker in node:
+                node = node.replace(marker, stringify(value))
+        return node
+    return node
+
+
+def render_graph(template: WorkflowTemplate, resolved: ResolvedParameters, control_net_preset: str | None = None) -> dict:
+    upload_markers = {u["marker"] for u in resolved.uploads}
+    markers = {p.replace_from_string: resolved.typed[p.name] for p in template.parameters()
+               if p.replace_from_string and p.replace_from_string not in upload_markers}
+    graph = substitute(template.fresh_graph(), markers)
+    if control_net_preset:
+        graph = template.control_net_preset(graph, control_net_preset)
+    return graph
+
+
+# --- prompts ------------------------------------------------------------------------------
+
+
+def filter_prompt(resources, prompt: str, user, domain: str) -> tuple[str, list[str]]:
+    """Ask the prompt-filter plugins; remove the words they name. Returns (prompt, ignored)."""
+    who = PromptUser(user_id=user.id if user else None, domain=domain, tier=tiers.tier_of(user),
+                     abuse=int(getattr(user, "abuse", 0) or 0) if user else 0)
+    ignored: list[str] = []
+    for answer in resources.plugins.hook.filter_prompt(prompt=prompt, user=who):
+        for word in answer or []:
+            word = str(word).strip()
+            if word and word.lower() not in (w.lower() for w in ignored):
+                ignored.append(word)
+    if not ignored:
+        return prompt, []
+    pattern = re.compile(r"(?<![\w'-])(" + "|".join(re.escape(w) for w in ignored) + r")(?![\w'-])", re.IGNORECASE)
+    cleaned = re.sub(r"\s{2,}", " ", pattern.sub("", prompt)).strip(" ,")
+    return cleaned, ignored
+
+
+# --- queueing a run -----------------------------------------------------------------------
+
+
+@dataclass
+class RunPlan:
+    """Everything ``start_run`` needs; built by API2 or by the legacy mapping."""
+
+    owner_id: str
+    domain: str
+    user_email: str | None
+    template: WorkflowTemplate
+    resolved: ResolvedParameters
+    graph: dict
+    generator_version: str
+    queue_kind: str  # "gen" or "wf"
+    queue_base: str
+    priority: bool
+    concurrency_limit: int
+    concurrency_filter: dict  # Item fields that count against the limit
+    concurrency_label: str
+    count: int
+    item_params: dict
+    model_id: str | None = None
+    folder_id: str | None = None
+    ignored_words: list[str] = field(default_factory=list)
+
+
+def priority_for(user) -> bool:
+    return bool(user is not None and tiers.is_premium(user) and abuse.may_use_priority_queues(user))
+
+
+def concurrency_cap(user, limit: int) -> int:
+    cap = abuse.generation_concurrency_cap(user) if user is not None else None
+    return min(limit, cap) if cap is not None else limit
+
+
+def start_run(resources, plan: RunPlan) -> tuple[WorkflowState, list[Item]]:
+    """Create the WorkflowState and its queued Items, then enqueue the job, all under the
+    owner's lock so the concurrency limit holds across API processes."""
+    redis = resources.redis
+    settings = resources.settings
+    name = queueing.queue_name(plan.queue_kind, plan.queue_base, plan.priority)
+    with queueing.user_lock(redis, plan.owner_id):
+        running = Item.objects(user_id=plan.owner_id, status__in=OPEN_ITEM_STATES, **plan.concurrency_filter).count()
+        if running + plan.count > plan.concurrency_limit:
+            if plan.concurrency_limit <= 0:
+                raise TooManyRequests(f"Your plan cannot generate with {plan.concurrency_label}.")
+            raise TooManyRequests(
+                f"You already have {running} generation(s) queued or running with {plan.concurrency_label}; "
+                f"your limit is {plan.concurrency_limit} at a time. Wait for one to finish.")
+        state_id = uuid.uuid4().hex
+        state = WorkflowState(
+            id=state_id, public_id=str(uuid.uuid4()), domain=plan.domain, user_id=plan.owner_id,
+            user_email=plan.user_email, generator_version=plan.generator_version,
+            template_name=plan.template.identifier, model_id=plan.model_id, mtype=plan.template.mtype,
+            run_parameters=plan.resolved.run_parameters(), graph_json=json.dumps(plan.graph),
+            uploads=plan.resolved.uploads, main_output_node=plan.template.main_output_node,
+            frames_output_node=plan.template.frames_output_node, folder_id=plan.folder_id,
+            ignored_words=plan.ignored_words, queue_name=name,
+            log=[f"{iso(utcnow())} queued on {name}"],
+        )
+        state.save(force_insert=True)
+        items = items_service.create_queued_items(
+            user_id=plan.owner_id, domain=plan.domain, count=plan.count, mtype=plan.template.mtype,
+            workflow_id=state.public_id,
+            params={**plan.item_params, "queue_name": name, "job_id": state_id,
+                    "generator_version": plan.generator_version, "media_type": plan.template.media_type,
+                    "workflow_template_name": plan.template.identifier,
+                    "workflow_run_parameters": state.run_parameters, "ignored_words": plan.ignored_words})
+        WorkflowState.objects(id=state_id).update_one(set__item_ids=[i.id for i in items])
+        state.item_ids = [i.id for i in items]
+    try:
+        queueing.enqueue_run(redis, name, state_id, job_timeout=settings.generation_job_timeout_s)
+    except ServiceUnavailable:
+        for item in items:
+            items_service.fail_item(item.id, "The generation queue was unavailable; nothing was generated.")
+        WorkflowState.objects(id=state_id).update_one(set__state="error", set__is_error=True, set__end_time=utcnow(),
+                                                      set__error_message="The generation queue was unavailable.")
+        raise
+    return state, items
+
+
+# --- what API2 shows ----------------------------------------------------------------------
+
+
+def find_states(public_ids: Iterable[str], owner_id: str | None, is_admin: bool) -> list[WorkflowState]:
+    ids = [i for i in dict.fromkeys(public_ids) if i]
+    states = {s.public_id: s for s in WorkflowState.objects(public_id__in=ids)}
+    found = []
+    for public_id in ids:
+        state = states.get(public_id)
+        if state is None or (not is_admin and state.user_id != owner_id):
+            raise NotFound(f"Workflow '{public_id}' does not exist.")
+        found.append(state)
+    return found
+
+
+_STATE_NAMES = {"queued": "queued", "running": "running", "completed": "completed", "error": "error",
+                "cancelled": "error"}
+
+
+def state_object(state: WorkflowState, position: int | None = None) -> dict:
+    """The contract's WorkflowStateObject (plus ``progress`` and, while queued, ``queuePosition``)."""
+    body: dict[str, Any] = {
+        "_id": state.id,
+        "publicId": state.public_id,
+        "runParamaters": {"publicId": None, "workflowTemplateName": state.template_name,
+                          "parameters": list(state.run_parameters)},
+        "isStarted": bool(state.is_started),
+        "isComplete": bool(state.is_complete),
+        "isError": bool(state.is_error),
+        "outputFiles": [{k: v for k, v in entry.items() if k != "fileId"} for entry in state.output_files],
+        "log": list(state.log),
+        "workflowJsonString": state.graph_json,
+        "state": _STATE_NAMES.get(state.state, state.state),
+        "startTime": iso(state.start_time),
+        "endTime": iso(state.end_time),
+        "itemIds": list(state.item_ids),
+        "progress": round(float(state.progress or 0.0), 4),
+    }
+    if state.error_message:
+        body["errorMessage"] = state.error_message
+    if state.user_email:
+        body["api2userEmail"] = state.user_email
+    if position is not None:
+        body["queuePosition"] = position
+    return body
+
+
+# --- API2: enqueueWorkflow ----------------------------------------------------------------
+
+
+def require_api2(user) -> None:
+    if tiers.tier_of(user) <= 0:
+        raise Forbidden("API2 endpoints are for users whose PRO tier is higher than 0.")
+
+
+def enqueue_workflow(resources, user, domain: str, body: dict) -> dict:
+    """``/2/enqueueWorkflow``: explicit body fields and ``parameters`` merged by parameter
+    name, validated, substituted into the template's graph, queued as one run."""
+    require_api2(user)
+    abuse.require_generate_and_publish(user)
+    template = get_template(resources, body["workflowTemplateName"])
+    given: dict[str, Any] = {}
+    for entry in body.get("parameters") or []:
+        if entry["name"] in given:
+            raise BadRequest(f"Parameter '{entry['name']}' is given twice.")
+        given[entry["name"]] = entry["value"]
+    explicit: dict[str, Any] = {EXPLICIT_FIELDS[k]: v for k, v in body.items() if k in EXPLICIT_FIELDS and v is not None}
+    loras, strengths = body.get("lora") or [], body.get("lora_strength") or []
+    if strengths and len(strengths) != len(loras):
+        raise BadRequest("lora and lora_strength must have the same length.")
+    for index, name in enumerate(loras):
+        explicit[f"Lora {index + 1}"] = name
+        if strengths:
+            explicit[f"Lora {index + 1} Strength"] = strengths[index]
+    for name, value in explicit.items():
+        if name in given and stringify(given[name]) != stringify(value):
+            raise BadRequest(f"Parameter '{name}' is given twice with different values.")
+        given[name] = value
+    raw_prompt = str(given.get("Positive Prompt") or "")
+    ignored: list[str] = []
+    if raw_prompt:
+        given["Positive Prompt"], ignored = filter_prompt(resources, raw_prompt, user, domain)
+    resolved = resolve_parameters(template, given, user.id)
+    graph = render_graph(template, resolved)
+    typed = resolved.typed
+    count = int(typed.get("Batch Size", 1)) if template.mtype == "image" else 1
+    if count > template.max_batch_size:
+        raise BadRequest(f"Parameter 'Batch Size' must be at most {template.max_batch_size}.")
+    tier = tiers.tier_of(user)
+    limit = template.max_concurrent[min(tier, len(template.max_concurrent) - 1)]
+    plan = RunPlan(
+        owner_id=user.id, domain=domain, user_email=getattr(user, "email", None), template=template,
+        resolved=resolved, graph=graph, generator_version="2", queue_kind="wf", queue_base=template.identifier,
+        priority=priority_for(user), concurrency_limit=concurrency_cap(user, limit),
+        concurrency_filter={"workflow_template_name": template.identifier, "generator_version": "2"},
+        concurrency_label=f"workflow template '{template.identifier}'", count=count,
+        folder_id=body.get("folderID"), ignored_words=ignored,
+        item_params=_item_params(typed, raw_prompt, model_name=typed.get("Model")),
+    )
+    state, items = start_run(resources, plan)
+    return {"workflowId": state.public_id, "itemIds": [i.id for i in items]}
+
+
+def _item_params(typed: dict, raw_prompt: str, model_name: Any = None, **extra: Any) -> dict:
+    """The Item fields that describe how it is made, from the resolved parameters."""
+    params: dict[str, Any] = {
+        "prompt": raw_prompt, "filtered_prompt": typed.get("Positive Prompt"),
+        "negprompt": typed.get("Negative Prompt") or None, "filtered_negprompt": typed.get("Negative Prompt") or None,
+        "seed": int(typed["Seed"]) if isinstance(typed.get("Seed"), (int, float)) else None,
+        "steps": int(typed["Steps"]) if isinstance(typed.get("Steps"), (int, float)) else None,
+        "cfgscale": float(typed["CFG Scale"]) if isinstance(typed.get("CFG Scale"), (int, float)) else None,
+        "sampler": typed.get("Sampler"),
+        "model_name": str(model_name) if model_name is not None else None,
+    }
+    loras = [(typed[k], typed.get(f"{k} Strength", 1.0)) for k in sorted(typed) if k.startswith("Lora ")
+             and not k.endswith("Strength")]
+    if loras:
+        params["lora"] = [str(name) for name, _ in loras]
+        params["lora_strength"] = [float(s) for _, s in loras]
+    params.update(extra)
+    return {k: v for k, v in params.items() if v is not None}

@@ -1,0 +1,242 @@
+"""Faults on the generation path: rejected graphs, run-time errors, dead and restarted
+ComfyUI servers, timeouts, and a worker killed mid-job. Every Item ends completed exactly
+once, or failed with a message."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from aimg_app.devservices.fake_comfyui import FakeComfyUI
+from aimg_app.models import User
+from aimg_app.models.file import StoredFile
+from aimg_app.models.item import Item
+from aimg_app.models.workflow import WorkflowState
+from tests.conftest import assert_ok, sign_up
+from tests.generation_support import clear_generation_queues, grant_tier, work
+from workers import jobs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def fakes():
+    started = [FakeComfyUI(render_seconds=0.02).start() for _ in range(2)]
+    yield started
+    for fake in started:
+        fake.stop()
+
+
+@pytest.fixture(scope="module")
+def app(make_app):
+    from tests.plugins import every_hook
+
+    return make_app(plugins=[every_hook], generation_lease_s=2.0, comfyui_health_ttl_s=30.0)
+
+
+@pytest.fixture()
+def pool(app, fakes):
+    """Point the app's workers at this test's fake servers."""
+    settings = app.extensions["aimg"].settings
+    settings.comfyui_urls = tuple(f.url for f in fakes)
+    clear_generation_queues(app)
+    yield fakes
+    clear_generation_queues(app)
+
+
+@pytest.fixture()
+def pro(client):
+    user = sign_up(client)
+    grant_tier(user["user_id"], 1)
+    return user
+
+
+def _enqueue(client, user, **body):
+    body.setdefault("workflowTemplateName", "test-blank")
+    return assert_ok(client.post("/2/enqueueWorkflow", json=body, headers=user["headers"]))["payload"]
+
+
+def _state(answer) -> WorkflowState:
+    return WorkflowState.objects(public_id=answer["workflowId"]).first()
+
+
+def _busy(app, url: str) -> None:
+    """Make the pool prefer the other server (a run in flight on ``url``)."""
+    app.extensions["aimg"].redis.zadd(f"aimg:comfy:load:{url}", {"busy": time.time() + 60})
+
+
+def _items(answer):
+    return list(Item.objects(id__in=answer["itemIds"]))
+
+
+def test_a_graph_comfyui_rejects_fails_the_items_with_its_reason(app, client, pro, pool):
+    answer = _enqueue(client, pro, parameters=[{"name": "Color", "value": "-5"}], batchSize=2)
+    work(app)
+    items = _items(answer)
+    assert {i.status for i in items} == {"failed"}
+    message = items[0].error_message
+    assert "ComfyUI rejected the workflow" in message and "Value -5 smaller than min of 0" in message
+    status = assert_ok(client.get(f"/getItemStatus?imageID={items[0].id}", headers=pro["headers"]))["payload"]
+    assert status["errorMessage"] == message
+    state = _state(answer)
+    assert state.state == "error" and state.is_error and state.error_message == message
+    assert sum(f.stats.prompts_rejected for f in pool) == 1  # not retried elsewhere
+
+
+def test_a_run_time_error_fails_without_retry(app, client, pro, pool):
+    for fake in pool:
+        fake.inject("execution_error", message="CUDA out of memory")
+    answer = _enqueue(client, pro)
+    work(app)
+    (item,) = _items(answer)
+    assert item.status == "failed" and "CUDA out of memory" in item.error_message
+    assert sum(f.stats.prompts_accepted for f in pool) == 1
+
+
+def test_a_server_that_dies_mid_run_hands_the_run_to_another(app, client, pro, pool):
+    dying, healthy = pool
+    dying.inject("crash")
+    _busy(app, healthy.url)
+    answer = _enqueue(client, pro, batchSize=2)
+    work(app)
+    items = _items(answer)
+    assert {i.status for i in items} == {"completed"}, [i.error_message for i in items]
+    assert healthy.stats.executed == 1 and dying.stats.prompts_accepted == 1
+    state = _state(answer)
+    assert state.comfy_server == healthy.url
+    assert any("failed" in line and dying.url in line for line in state.log)
+    assert User.objects(id=pro["user_id"]).first().item_count == 2
+
+
+def test_a_restarted_server_that_forgot_the_prompt(app, client, pro, pool):
+    forgetful, healthy = pool
+    forgetful.inject("hang")
+    _busy(app, healthy.url)
+    answer = _enqueue(client, pro)
+
+    def restart_when_running():
+        deadline = time.monotonic() + 10
+        while forgetful.running is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        forgetful.restart()
+
+    restarter = threading.Thread(target=restart_when_running)
+    restarter.start()
+    work(app)
+    restarter.join()
+    (item,) = _items(answer)
+    assert item.status == "completed", item.error_message
+    assert _state(answer).comfy_server == healthy.url, _state(answer).log
+
+
+def test_no_server_answering_fails_cleanly(app, client, pro, pool):
+    for fake in pool:
+        fake.stop()
+    answer = _enqueue(client, pro)
+    started = time.monotonic()
+    work(app)
+    assert time.monotonic() - started < 20
+    (item,) = _items(answer)
+    assert item.status == "failed" and "try again" in item.error_message.lower()
+
+
+def test_a_run_past_its_timeout_is_interrupted(app, client, pro, pool):
+    settings = app.extensions["aimg"].settings
+    for fake in pool:
+        fake.inject("hang")
+    settings.comfyui_prompt_timeout_s = 1.0
+    try:
+        answer = _enqueue(client, pro)
+        work(app)
+    finally:
+        settings.comfyui_prompt_timeout_s = 600.0
+    (item,) = _items(answer)
+    assert item.status == "failed" and "timed out" in item.error_message
+    state = _state(answer)
+    fake = next(f for f in pool if f.url == state.comfy_server)
+    deadline = time.monotonic() + 5
+    while fake.running is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert fake.running is None  # no orphaned GPU work
+    messages = [m[0] for m in fake.history[state.prompt_id]["status"]["messages"]]
+    assert "execution_interrupted" in messages
+
+
+def test_cancel_a_running_generation_interrupts_comfyui(app, client, pro, pool):
+    for fake in pool:
+        fake.inject("hang")
+    answer = _enqueue(client, pro)
+
+    def cancel_when_running():
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            state = _state(answer)
+            if state.prompt_id:
+                client.post("/cancelGeneration", json={"workflowId": answer["workflowId"]}, headers=pro["headers"])
+                return
+            time.sleep(0.05)
+
+    canceller = threading.Thread(target=cancel_when_running)
+    canceller.start()
+    work(app)
+    canceller.join()
+    (item,) = _items(answer)
+    assert item.status == "failed" and item.error_message == "Cancelled."
+    assert _state(answer).state == "cancelled"
+
+
+def _worker_process(app, services) -> subprocess.Popen:
+    settings = app.extensions["aimg"].settings
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIMG_")}
+    env.update({k: v for k, v in services.items() if k.startswith("AIMG_")})
+    env.update(AIMG_MONGODB_URI=settings.mongodb_uri, AIMG_COMFYUI_URLS=",".join(settings.comfyui_urls),
+               AIMG_GENERATION_LEASE_S=str(settings.generation_lease_s), AIMG_MIGRATE_ON_START="false",
+               AIMG_DATA_DIR=str(services["data_dir"]), AIMG_LOG_LEVEL="WARNING")
+    return subprocess.Popen([sys.executable, "-m", "workers.main"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_a_worker_killed_mid_job_is_taken_over_and_completes_once(app, client, user, pool, services):
+    comfy = pool[0]
+    pool[1].stop()
+    app.extensions["aimg"].settings.comfyui_urls = (comfy.url,)
+    comfy.render_seconds = 3.0
+    status = assert_ok(client.post("/generateImage", json={"prompt": "kill me", "steps": 5},
+                                   headers=user["headers"]))["payload"]
+    item_id = status["imageID"]
+    process = _worker_process(app, services)
+    try:
+        deadline = time.monotonic() + 60
+        state = None
+        while time.monotonic() < deadline:
+            state = WorkflowState.objects(item_ids=item_id).first()
+            if state.prompt_id and Item.objects(id=item_id).first().progress > 0:
+                break
+            time.sleep(0.05)
+        assert state.prompt_id, "the worker never submitted the prompt"
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert Item.objects(id=item_id).first().status == "running"
+    time.sleep(app.extensions["aimg"].settings.generation_lease_s + 0.5)  # the lease lapses
+    assert jobs.requeue_stale_runs(app.extensions["aimg"]) == [state.id]
+    assert jobs.requeue_stale_runs(app.extensions["aimg"]) == []  # requeued once
+    work(app)
+    item = Item.objects(id=item_id).first()
+    assert item.status == "completed", item.error_message
+    final = WorkflowState.objects(id=state.id).first()
+    assert final.attempts == 2 and final.state == "completed"
+    assert comfy.stats.prompts_accepted == 1  # the second worker took over the same prompt
+    assert StoredFile.objects(id__startswith=item_id).count() == 1
+    assert User.objects(id=user["user_id"]).first().item_count == 1
+    # running the job again (RQ's own retry of the dead execution) completes nothing twice
+    assert jobs.run_workflow(state.id).startswith("skipped")
+    assert User.objects(id=user["user_id"]).first().item_count == 1

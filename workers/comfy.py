@@ -1,0 +1,390 @@
+"""Running one graph on a pool of ComfyUI servers, through comfy-api-client.
+
+The pool picks a healthy server (``/system_stats`` answers, cached in Redis so every worker
+shares what it learnt) with the fewest runs in flight; a server that fails is marked down
+for a while and the run moves on to another. Faults are classified:
+
+- ``Rejected``: ComfyUI refused the graph (400): the user's fault, never retried;
+- ``RunFailed``: ComfyUI accepted it but a node raised (``execution_error``): not retried;
+- ``ServerFault``: connection refused, timeouts, a restarted server that forgot the prompt,
+  an interruption we did not ask for: retried on another server, a bounded number of times;
+- ``TimedOut`` / ``Cancelled``: the prompt is interrupted on ComfyUI, then the run ends.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+import httpx
+import redis
+import websockets
+from comfy_api_client import ComfyAPIClient
+
+log = logging.getLogger("aimg.worker.comfy")
+
+POLL_S = 2.0  # how often the history is checked when the WebSocket is quiet
+HEALTH_TIMEOUT_S = 5.0
+
+
+class ComfyError(Exception):
+    """A run did not produce its outputs; ``message`` is safe to show to the user."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class Rejected(ComfyError):
+    pass
+
+
+class RunFailed(ComfyError):
+    pass
+
+
+class ServerFault(ComfyError):
+    pass
+
+
+class TimedOut(ComfyError):
+    pass
+
+
+class Cancelled(ComfyError):
+    pass
+
+
+class AimgComfyClient(ComfyAPIClient):
+    """comfy-api-client's client, with the few calls it lacks: the raw bytes of an output
+    (``retrieve_image`` decodes to a PIL image, which would re-encode every file) and a
+    targeted interrupt."""
+
+    async def view_bytes(self, filename: str, subfolder: str, folder_type: str) -> tuple[bytes, str]:
+        response = await self.client.get(self.get_endpoint_url("/view"),
+                                          params={"filename": filename, "subfolder": subfolder, "type": folder_type})
+        if response.status_code == 404:
+            raise ServerFault(f"ComfyUI lost the output {filename!r}.")
+        response.raise_for_status()
+        return response.content, response.headers.get("content-type", "application/octet-stream")
+
+    async def interrupt_prompt(self, prompt_id: str) -> None:
+        """Stop ``prompt_id`` only: delete it if pending, interrupt it if running."""
+        queue = await self.get_queue()
+        if any(e.prompt_id == prompt_id for e in queue.pending):
+            await self.cancel_prompts([prompt_id])
+        if any(e.prompt_id == prompt_id for e in queue.running):
+            # Newer ComfyUI honours prompt_id; older ones interrupt whatever runs, which is ours.
+            response = await self.client.post(self.get_endpoint_url("/interrupt"), json={"prompt_id": prompt_id})
+            response.raise_for_status()
+
+
+def rejection_message(response: httpx.Response) -> str:
+    """ComfyUI's 400 body, as one readable sentence."""
+    try:
+        body = response.json()
+    except ValueError:
+        return "ComfyUI rejected the workflow."
+    error = body.get("error") or {}
+    parts = []
+    for node_id, node in (body.get("node_errors") or {}).items():
+        for err in node.get("errors", []):
+            detail = f" ({err['details']})" if err.get("details") else ""
+            parts.append(f"{node.get('class_type', 'node')} #{node_id}: {err.get('message', 'invalid')}{detail}")
+    message = error.get("message") or "invalid workflow"
+    if not parts and error.get("details"):
+        parts.append(str(error["details"]))
+    return f"ComfyUI rejected the workflow: {message}" + (f": {'; '.join(parts)}" if parts else ".")
+
+
+@dataclass
+class RunOutputs:
+    server: str
+    prompt_id: str
+    images: dict[str, list[dict]] = field(default_factory=dict)  # node id -> [{filename, subfolder, type}]
+    files: dict[str, list[tuple[bytes, str, str]]] = field(default_factory=dict)  # node id -> [(data, type, name)]
+
+
+class ComfyPool:
+    """The ComfyUI servers of this worker, with health and load shared through Redis."""
+
+    def __init__(self, urls: list[str] | tuple[str, ...], connection: redis.Redis, *, health_ttl_s: float = 10.0,
+                 http_timeout_s: float = 30.0):
+        self.urls = [u.rstrip("/") for u in urls]
+        self.redis = connection
+        self.health_ttl_s = health_ttl_s
+        self.http_timeout_s = http_timeout_s
+
+    def _key(self, kind: str, url: str) -> str:
+        return f"aimg:comfy:{kind}:{url}"
+
+    def load(self, url: str) -> int:
+        return int(self.redis.zcount(self._key("load", url), time.time(), "+inf"))
+
+    def mark_down(self, url: str) -> None:
+        self.redis.set(self._key("down", url), "1", px=int(self.health_ttl_s * 1000))
+        self.redis.delete(self._key("up", url))
+
+    async def healthy(self, url: str) -> bool:
+        if self.redis.exists(self._key("down", url)):
+            return False
+        if self.redis.exists(self._key("up", url)):
+            return True
+        try:
+            async with httpx.AsyncClient(timeout=HEALTH_TIMEOUT_S) as http:
+                await AimgComfyClient(url, http).get_system_stats()
+        except Exception:  # noqa: BLE001 - any failure to answer is "down"
+            log.warning("ComfyUI server is down", extra={"server": url})
+            self.mark_down(url)
+            return False
+        self.redis.set(self._key("up", url), "1", px=int(self.health_ttl_s * 1000))
+        return True
+
+    async def acquire(self, exclude: list[str]) -> str | None:
+        """The healthy server with the fewest runs in flight (ties at random), or None."""
+        candidates = [u for u in self.urls if u not in exclude]
+        random.shuffle(candidates)
+        candidates.sort(key=self.load)
+        for url in candidates:
+            if await self.healthy(url):
+                return url
+        return None
+
+    def lease(self, url: str, ttl_s: float) -> "_Lease":
+        return _Lease(self, url, ttl_s)
+
+
+class _Lease:
+    """A run in flight on a server (a scored member of a sorted set, so a dead worker's
+    lease simply expires)."""
+
+    def __init__(self, pool: ComfyPool, url: str, ttl_s: float):
+        self.pool, self.url, self.ttl_s, self.token = pool, url, ttl_s, uuid.uuid4().hex
+
+    def __enter__(self):
+        self.pool.redis.zadd(self.pool._key("load", self.url), {self.token: time.time() + self.ttl_s})
+        return self
+
+    def __exit__(self, *exc):
+        self.pool.redis.zrem(self.pool._key("load", self.url), self.token)
+
+
+ProgressFn = Callable[[float, str | None], Awaitable[None]]
+
+
+@dataclass
+class ComfyRun:
+    """One run of ``graph`` on the pool, following it to its end.
+
+    ``client_id`` is stable across attempts and worker restarts (the WorkflowState id), so a
+    worker that takes over a run receives the prompt's messages on its own WebSocket.
+    ``uploads`` are (marker, file name, bytes): sent with ``/upload/image`` first, and the
+    marker replaced by the name ComfyUI gives the file.
+    """
+
+    pool: ComfyPool
+    graph: dict
+    client_id: str
+    timeout_s: float
+    max_attempts: int
+    on_progress: ProgressFn
+    on_submitted: Callable[[str, str], Awaitable[None]]
+    cancel_requested: Callable[[], bool]
+    uploads: list[tuple[str, str, bytes]] = field(default_factory=list)
+    resume: tuple[str, str] | None = None  # (server, prompt_id) of an earlier attempt
+
+    async def run(self) -> RunOutputs:
+        deadline = time.monotonic() + self.timeout_s
+        if self.resume:
+            outputs = await self._try_resume(*self.resume, deadline)
+            if outputs is not None:
+                try:
+                    return await fetch_files(self.pool, outputs)
+                except ServerFault:
+                    pass
+        tried: list[str] = []
+        last: ComfyError | None = None
+        for _attempt in range(max(1, self.max_attempts)):
+            server = await self.pool.acquire(tried)
+            if server is None:
+                break
+            tried.append(server)
+            try:
+                with self.pool.lease(server, self.timeout_s + 60):
+                    outputs = await self._run_on(server, deadline)
+                return await fetch_files(self.pool, outputs)
+            except ServerFault as exc:
+                log.warning("ComfyUI server failed a run: %s", exc.message, extra={"server": server})
+                self.pool.mark_down(server)
+                last = exc
+                await self.on_progress(0.0, f"server {server} failed ({exc.message}); trying another")
+        if last is not None:
+            raise ServerFault(f"No generation server could finish this run ({last.message}). Please try again.")
+        raise ServerFault("No generation server is available right now. Please try again later.")
+
+    async def _try_resume(self, server: str, prompt_id: str, deadline: float) -> RunOutputs | None:
+        """An earlier attempt submitted ``prompt_id`` on ``server``: use its outputs if it
+        finished, follow it if it still runs; None when it is gone (then submit again)."""
+        try:
+            async with httpx.AsyncClient(timeout=self.pool.http_timeout_s) as http:
+                client = AimgComfyClient(server, http)
+                client.client_id = self.client_id
+                if not await self._known(client, prompt_id):
+                    return None
+                await self.on_progress(0.0, f"resuming prompt {prompt_id} on {server}")
+                async with websockets.connect(self._ws_url(client), max_size=2**26, open_timeout=10) as ws:
+                    return await self._follow(client, ws, server, prompt_id, deadline)
+        except (ServerFault, httpx.HTTPError, OSError, websockets.WebSocketException):
+            return None
+
+    async def _known(self, client: AimgComfyClient, prompt_id: str) -> bool:
+        history = await client.get_history(prompt_id)
+        if prompt_id in history:
+            return history[prompt_id].get("status", {}).get("status_str") == "success"
+        queue = await client.get_queue()
+        return any(e.prompt_id == prompt_id for e in queue.pending + queue.running)
+
+    def _ws_url(self, client: AimgComfyClient) -> str:
+        scheme = "wss" if client.comfy_url.scheme == "https" else "ws"
+        return f"{scheme}://{client.comfy_url.netloc}/ws?clientId={self.client_id}"
+
+    async def _run_on(self, server: str, deadline: float) -> RunOutputs:
+        try:
+            async with httpx.AsyncClient(timeout=self.pool.http_timeout_s) as http:
+                client = AimgComfyClient(server, http)
+                client.client_id = self.client_id
+                graph = self.graph
+                if self.uploads:
+                    graph = await self._upload(client, graph)
+                # Connect first: messages of a fast prompt may come before POST /prompt returns.
+                async with websockets.connect(self._ws_url(client), max_size=2**26, open_timeout=10) as ws:
+                    try:
+                        submitted = await client.submit_workflow(graph, return_future=False)
+                    except httpx.HTTPStatusError as exc:
+                        if exc.response.status_code == 400:
+                            raise Rejected(rejection_message(exc.response)) from None
+                        raise ServerFault(f"ComfyUI answered {exc.response.status_code}") from None
+                    await self.on_submitted(server, submitted.prompt_id)
+                    return await self._follow(client, ws, server, submitted.prompt_id, deadline)
+        except (httpx.TransportError, OSError, websockets.WebSocketException, asyncio.TimeoutError) as exc:
+            raise ServerFault(f"lost contact with ComfyUI: {type(exc).__name__}") from None
+
+    async def _upload(self, client: AimgComfyClient, graph: dict) -> dict:
+        from PIL import Image
+        import io
+
+        from aimg_app.services.workflows import substitute
+
+        markers = {}
+        for marker, name, data in self.uploads:
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
+                uploaded = await client.upload_image(name, image, subfolder="aimg")
+            markers[marker] = f"{uploaded.subfolder}/{uploaded.name}" if uploaded.subfolder else uploaded.name
+        return substitute(graph, markers)
+
+    async def _follow(self, client: AimgComfyClient, ws, server: str, prompt_id: str, deadline: float) -> RunOutputs:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                await self._interrupt(client, prompt_id)
+                raise TimedOut(f"Generation timed out after {self.timeout_s:g} s and was stopped.")
+            if self.cancel_requested():
+                await self._interrupt(client, prompt_id)
+                raise Cancelled("Cancelled.")
+            try:
+                raw = await asyncio.wait_for(ws.recv(), timeout=min(POLL_S, remaining))
+            except asyncio.TimeoutError:
+                if await self._finished(client, prompt_id):
+                    return await self._outputs(client, server, prompt_id)
+                continue
+            except websockets.ConnectionClosed:
+                raise ServerFault("ComfyUI closed the connection") from None
+            if not isinstance(raw, str):
+                continue  # binary previews
+            message = json.loads(raw)
+            kind, data = message.get("type"), message.get("data") or {}
+            if data.get("prompt_id") not in (None, prompt_id):
+                continue
+            if kind == "execution_start":
+                await self.on_progress(0.0, f"started on {server}")
+            elif kind == "progress" and data.get("max"):
+                await self.on_progress(float(data["value"]) / float(data["max"]), None)
+            elif kind == "execution_error":
+                raise RunFailed(f"Generation failed: {data.get('exception_message') or 'error'} "
+                                f"(in {data.get('node_type', 'a node')}).")
+            elif kind == "execution_interrupted":
+                if self.cancel_requested():
+                    raise Cancelled("Cancelled.")
+                raise ServerFault("the prompt was interrupted on ComfyUI")
+            elif kind == "execution_success" or (kind == "executing" and data.get("node") is None
+                                                 and data.get("prompt_id") == prompt_id):
+                return await self._outputs(client, server, prompt_id)
+
+    async def _finished(self, client: AimgComfyClient, prompt_id: str) -> bool:
+        """From the history: True when done; raises when it failed or was forgotten."""
+        history = await client.get_history(prompt_id)
+        entry = history.get(prompt_id)
+        if entry is not None:
+            status = entry.get("status") or {}
+            if status.get("status_str") == "success" or status.get("completed"):
+                return True
+            for kind, data in status.get("messages", []):
+                if kind == "execution_error":
+                    raise RunFailed(f"Generation failed: {data.get('exception_message') or 'error'}.")
+            if self.cancel_requested():
+                raise Cancelled("Cancelled.")
+            raise ServerFault("the prompt ended without outputs")
+        queue = await client.get_queue()
+        if any(e.prompt_id == prompt_id for e in queue.pending + queue.running):
+            return False
+        raise ServerFault("ComfyUI forgot the prompt (restarted?)")
+
+    async def _outputs(self, client: AimgComfyClient, server: str, prompt_id: str) -> RunOutputs:
+        for _ in range(20):  # the history is written right after the last message
+            history = await client.get_history(prompt_id)
+            if prompt_id in history:
+                outputs = history[prompt_id].get("outputs") or {}
+                return RunOutputs(server, prompt_id, {nid: list(out.get("images") or [])
+                                                      for nid, out in outputs.items()})
+            await asyncio.sleep(0.05)
+        raise ServerFault("ComfyUI has no history for the finished prompt")
+
+    async def _interrupt(self, client: AimgComfyClient, prompt_id: str) -> None:
+        try:
+            await client.interrupt_prompt(prompt_id)
+        except Exception:  # noqa: BLE001 - best effort; the server may be gone
+            log.warning("could not interrupt a prompt", extra={"promptId": prompt_id})
+
+
+async def fetch_files(pool: ComfyPool, outputs: RunOutputs) -> RunOutputs:
+    """Download the bytes of every output image of ``outputs`` (``/view``)."""
+    try:
+        async with httpx.AsyncClient(timeout=pool.http_timeout_s) as http:
+            client = AimgComfyClient(outputs.server, http)
+            for node_id, entries in outputs.images.items():
+                files = outputs.files.setdefault(node_id, [])
+                for entry in entries:
+                    data, content_type = await client.view_bytes(entry["filename"], entry.get("subfolder", ""),
+                                                                 entry.get("type", "output"))
+                    files.append((data, content_type, entry["filename"]))
+    except (httpx.HTTPError, OSError) as exc:
+        raise ServerFault(f"lost contact with ComfyUI while downloading: {type(exc).__name__}") from None
+    return outputs
+
+
+def interrupt_now(server: str, prompt_id: str) -> None:
+    """Synchronous best-effort interrupt (used when the job itself is being killed)."""
+    async def _go():
+        async with httpx.AsyncClient(timeout=5) as http:
+            await AimgComfyClient(server, http).interrupt_prompt(prompt_id)
+    try:
+        asyncio.run(_go())
+    except Exception:  # noqa: BLE001
+        log.warning("could not interrupt a prompt", extra={"promptId": prompt_id})
+
