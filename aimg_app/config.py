@@ -73,6 +73,8 @@ class Settings:
     disabled_plugins: tuple[str, ...] = ()
     plugin_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     log_level: str = "INFO"
+    # getMyCreations: non-premium users browse their newest N Items (0: no cap); proLimitHit says when
+    free_library_items: int = 1000
 
     @property
     def default_domain(self) -> Domain:
@@ -145,6 +147,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "AIMG_DISABLED_PLUGINS": ("disabled_plugins", lambda v: tuple(p.strip() for p in v.split(",") if p.strip())),
     "AIMG_PLUGIN_SETTINGS": ("plugin_settings", json.loads),
     "AIMG_LOG_LEVEL": ("log_level", str.upper),
+    "AIMG_FREE_LIBRARY_ITEMS": ("free_library_items", int),
 }
 
 # keys of the TOML file -> settings attribute (the file uses the attribute names)

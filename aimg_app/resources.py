@@ -15,7 +15,7 @@ from psycopg_pool import ConnectionPool
 
 from .config import Settings
 from .errors import ServiceUnavailable
-from .plugin_api import AffiliateAdProvider
+from .plugin_api import AffiliateAdProvider, ReportQueue
 from .plugin_api.manager import build_plugin_manager
 from .services.pgquery import make_query_pool
 from .storage.seaweedfs import SeaweedStore
@@ -82,6 +82,14 @@ class Resources:
     def affiliate_ad_providers(self) -> list[AffiliateAdProvider]:
         classes = [cls for result in self.plugins.hook.register_affiliate_ad_providers() for cls in result or []]
         return [cls(self.settings.plugin_config(cls.identifier)) for cls in classes]
+
+    @cached_property
+    def report_queues(self) -> list[ReportQueue]:
+        classes = [cls for result in self.plugins.hook.register_report_queues() for cls in result or []]
+        queues: dict[str, ReportQueue] = {}
+        for cls in classes:
+            queues.setdefault(cls.identifier, cls(self.settings.plugin_config(cls.identifier)))
+        return list(queues.values())
 
     # -- lifecycle -----------------------------------------------------------------------
     def migrate(self) -> dict[str, list[str]]:

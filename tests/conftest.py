@@ -17,6 +17,24 @@ from aimg_app import create_app
 from aimg_app.config import load_settings
 from aimg_app.devservices import EmbeddedServices
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    # A private base temp dir per run: pytest's shared numbered dirs are pruned by
+    # concurrent runs on the same machine, which would pull data from under live services.
+    if not config.option.basetemp:
+        import tempfile
+
+        config.option.basetemp = tempfile.mkdtemp(prefix="aimg-pytest-")
+        config._aimg_basetemp = config.option.basetemp
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    if getattr(config, "_aimg_basetemp", None):
+        shutil.rmtree(config._aimg_basetemp, ignore_errors=True)
+
+
 ADMIN_KEY = "admin-key-0123456789abcdef"
 OTHER_ADMIN_KEY = "second-admin-key-fedcba9876543210"
 ADMIN_HEADERS = {"X-Administration-Key": ADMIN_KEY}

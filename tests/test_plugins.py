@@ -9,7 +9,7 @@ import sys
 import pluggy
 import pytest
 
-from aimg_app.plugin_api import AffiliateAdProvider, hookimpl, hookspecs
+from aimg_app.plugin_api import AffiliateAdProvider, ReportQueue, hookimpl, hookspecs
 from aimg_app.plugin_api.manager import build_plugin_manager
 from tests.plugins import every_hook
 
@@ -28,7 +28,7 @@ def test_every_hook_is_documented(name):
         assert f"``{param}``" in doc, f"{name} does not document its argument {param}"
 
 
-@pytest.mark.parametrize("base", [AffiliateAdProvider])
+@pytest.mark.parametrize("base", [AffiliateAdProvider, ReportQueue])
 def test_plugin_base_classes_are_documented(base):
     assert inspect.getdoc(base)
     for name, member in inspect.getmembers(base, inspect.isfunction):

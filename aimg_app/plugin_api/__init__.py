@@ -22,6 +22,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 from ..config import Domain  # noqa: E402  (a plain value type plugins receive)
 from ..errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, Unauthorized  # noqa: E402
 from .ads import AffiliateAd, AffiliateAdProvider  # noqa: E402
+from .reports import ReportQueue, ReviewedItem  # noqa: E402
 
 __all__ = [
     "PROJECT_NAME",
@@ -36,4 +37,6 @@ __all__ = [
     "Unauthorized",
     "AffiliateAd",
     "AffiliateAdProvider",
+    "ReportQueue",
+    "ReviewedItem",
 ]

@@ -5,7 +5,7 @@ import mongoengine as me
 from flask import Blueprint, jsonify, request
 
 from aimg_app.models.base import from_epoch_ms, utcnow
-from aimg_app.plugin_api import AffiliateAd, AffiliateAdProvider, BadRequest, hookimpl
+from aimg_app.plugin_api import AffiliateAd, AffiliateAdProvider, BadRequest, ReportQueue, hookimpl
 
 
 class Note(me.Document):
@@ -67,3 +67,24 @@ def refuse():
 @hookimpl
 def register_blueprints():
     return [blueprint]
+
+
+class TestSystemQueue(ReportQueue):
+    """A system queue that reports every Item whose prompt mentions "report-me"."""
+
+    identifier = "Test System Queue"
+    label = "Test system queue"
+    system = True
+
+    def review(self, item):
+        return "the prompt asked for it" if "report-me" in item.prompt else None
+
+
+class TestUserQueue(ReportQueue):
+    identifier = "Test User Queue"
+    label = "Test user queue"
+
+
+@hookimpl
+def register_report_queues():
+    return [TestUserQueue, TestSystemQueue]
