@@ -19,12 +19,12 @@ from .library import Viewer, image_view, reactions_of, visible_item
 MAX_PENDING = 50
 
 
-def _set_public(item: Item, value: bool, extra: dict | None = None, where: dict | None = None) -> bool:
+def _set_public(item: Item, value: bool, extra: dict | None = None) -> bool:
     """Set ``is_public`` (and ``extra``) on ``item`` as read, keeping visibility and counters in step."""
     visible = bool(value and is_public_folder_id(item.folder_id) and not item.is_deleted)
     changed = Item.objects(id=item.id, folder_id=item.folder_id, is_public=item.is_public,
-                           public_approval_status=item.public_approval_status, is_deleted=item.is_deleted,
-                           **(where or {})).update_one(set__is_public=value, set__is_publicly_visible=visible,
+                           public_approval_status=item.public_approval_status,
+                           is_deleted=item.is_deleted).update_one(set__is_public=value, set__is_publicly_visible=visible,
                                                        **(extra or {}))
     if changed and visible != item.is_publicly_visible and not item.is_deleted:
         visibility_changed(item.user_id, item.folder_id, +1 if visible else -1)
@@ -68,7 +68,7 @@ def set_item_properties(user: User, viewer: Viewer, image_id: str, is_public: bo
                 raise Conflict("The Item changed meanwhile; reload it and try again.")
             User.objects(id=user.id).update_one(inc__pending_approval_count=-1)
     elif is_public is not None and is_public != item.is_public:
-        if not _set_public(item, is_public, where={"public_approval_status": "approved"}):
+        if not _set_public(item, is_public):
             raise Conflict("The Item changed meanwhile; reload it and try again.")
     fresh = Item.objects(id=item.id).first()
     return image_view(fresh, viewer, reactions_of(viewer, [fresh.id]))
