@@ -34,10 +34,9 @@ DEFAULT_QUEUE = "Not Specified"
 
 
 def queue_names(queues: list[ReportQueue], include_system: bool) -> list[str]:
-    names = [q.identifier for q in queues if include_system or not q.system]
-    if DEFAULT_QUEUE not in names:
-        names.insert(0, DEFAULT_QUEUE)
-    return names
+    """The default queue first, then the plugins' queues in the order they were registered."""
+    return [DEFAULT_QUEUE] + [q.identifier for q in queues
+                              if (include_system or not q.system) and q.identifier != DEFAULT_QUEUE]
 
 
 def user_queue(queues: list[ReportQueue], name: str | None) -> str:
