@@ -241,3 +241,10 @@ def test_generation_into_a_folder_counts_in_that_folder(app, client, user):
     body = assert_ok(client.get("/getSelfFolders", headers=user["headers"]))["payload"][0]
     assert body["imageCount"] == 1 and body["sampleImages"][0]["imageID"] == item_id
     assert counters(app, user["user_id"])["root"] == 0
+
+
+def test_a_pagination_index_past_year_9999_is_not_a_server_error(app, client, user):
+    [item_id] = make_items(app, user["user_id"])
+    body = assert_ok(client.get("/getMyCreations", query_string={"paginationIndex": "999999999999999"},
+                                headers=user["headers"]))
+    assert [i["id"] for i in body["payload"]] == [item_id]

@@ -21,6 +21,8 @@ from ..models.base import epoch_ms, iso
 from ..models.folder import Folder
 from ..models.item import Item
 from ..models.reaction import Reaction
+from ..models.report import Report
+from ..models.tag import Tag
 from ..pagination import PageRequest, paginate
 from . import tiers
 
@@ -66,6 +68,12 @@ LIST_SHAPES: dict[str, ListShape] = {
     "selfFolders": ListShape(Folder, ("user_id", "is_public", "is_deleted"), (("created_date", -1), ("id", -1))),
     "publicFolders": ListShape(Folder, ("domain", "is_public", "is_deleted"), (("created_date", -1), ("id", -1))),
     "publicFolders.user": ListShape(Folder, ("user_id", "is_public", "is_deleted"), (("created_date", -1), ("id", -1))),
+    "reports": ListShape(Report, ("domain",), (("reported_date", -1), ("id", -1)), residual=("id", "queues")),
+    "reports.status": ListShape(Report, ("domain", "status"), (("reported_date", -1), ("id", -1)),
+                                residual=("id", "queues")),
+    "reports.author": ListShape(Report, ("author_id",), (("reported_date", -1), ("id", -1)),
+                                residual=("domain", "status", "id", "queues")),
+    "tags": ListShape(Tag, ("domain",), (("usage_count", -1), ("name", 1)), residual=("name",)),
 }
 
 
