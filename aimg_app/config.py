@@ -93,6 +93,8 @@ class Settings:
     otp_max_attempts: int = 5
     otp_rate_limit_per_email: str = "5 per hour"
     otp_rate_limit_per_client: str = "20 per hour"
+    # getMyCreations: non-premium users browse their newest N Items (0: no cap); proLimitHit says when
+    free_library_items: int = 1000
 
     @property
     def default_domain(self) -> Domain:
@@ -176,6 +178,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "AIMG_LOG_LEVEL": ("log_level", str.upper),
     "AIMG_OTP_RATE_LIMIT_PER_EMAIL": ("otp_rate_limit_per_email", str),
     "AIMG_OTP_RATE_LIMIT_PER_CLIENT": ("otp_rate_limit_per_client", str),
+    "AIMG_FREE_LIBRARY_ITEMS": ("free_library_items", int),
 }
 
 # keys of the TOML file -> settings attribute (the file uses the attribute names)

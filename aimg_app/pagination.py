@@ -14,6 +14,7 @@ from .models.base import epoch_ms, from_epoch_ms
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+MAX_INDEX = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant a datetime holds
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def paginate(queryset, field: str, page: PageRequest, *, total_count: int | None
     qs = queryset
     if page.pagination_index is not None:
         op = "gt" if page.reverse else "lt"
-        qs = qs.filter(**{f"{field}__{op}": from_epoch_ms(page.pagination_index)})
+        qs = qs.filter(**{f"{field}__{op}": from_epoch_ms(min(page.pagination_index, MAX_INDEX))})
     qs = qs.order_by(f"{'+' if page.reverse else '-'}{field}", f"{'+' if page.reverse else '-'}id")
     if page.skip_count:
         qs = qs.skip(page.skip_count)

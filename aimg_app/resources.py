@@ -16,7 +16,8 @@ from psycopg_pool import ConnectionPool
 
 from .config import Settings
 from .errors import ServiceUnavailable
-from .plugin_api import AffiliateAdProvider, GenerationModel, LoginProvider, PaymentProcessor, WorkflowTemplate
+from .plugin_api import (AffiliateAdProvider, GenerationModel, LoginProvider, PaymentProcessor, ReportQueue,
+                         WorkflowTemplate)
 from .plugin_api.manager import build_plugin_manager
 from .services.pgquery import make_query_pool
 from .storage.seaweedfs import SeaweedStore
@@ -144,6 +145,14 @@ class Resources:
         return _unique("model", [
             cls(self.settings.plugin_config(cls.identifier))
             for result in reversed(self.plugins.hook.register_models()) for cls in result or []])
+
+    @cached_property
+    def report_queues(self) -> list[ReportQueue]:
+        classes = [cls for result in self.plugins.hook.register_report_queues() for cls in result or []]
+        queues: dict[str, ReportQueue] = {}
+        for cls in classes:
+            queues.setdefault(cls.identifier, cls(self.settings.plugin_config(cls.identifier)))
+        return list(queues.values())
 
     # -- lifecycle -----------------------------------------------------------------------
     def migrate(self) -> dict[str, list[str]]:

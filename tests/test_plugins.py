@@ -9,7 +9,7 @@ import sys
 import pluggy
 import pytest
 
-from aimg_app.plugin_api import (AffiliateAdProvider, GenerationModel, LoginProvider, PaymentProcessor,
+from aimg_app.plugin_api import (AffiliateAdProvider, GenerationModel, LoginProvider, PaymentProcessor, ReportQueue,
                                  WorkflowTemplate, hookimpl, hookspecs)
 from aimg_app.plugin_api.manager import build_plugin_manager
 from tests.plugins import every_hook
@@ -29,7 +29,8 @@ def test_every_hook_is_documented(name):
         assert f"``{param}``" in doc, f"{name} does not document its argument {param}"
 
 
-@pytest.mark.parametrize("base", [AffiliateAdProvider, LoginProvider, PaymentProcessor, GenerationModel, WorkflowTemplate])
+@pytest.mark.parametrize("base", [AffiliateAdProvider, LoginProvider, PaymentProcessor, GenerationModel, WorkflowTemplate,
+                                  ReportQueue])
 def test_plugin_base_classes_are_documented(base):
     assert inspect.getdoc(base)
     for name, member in inspect.getmembers(base, inspect.isfunction):

@@ -75,12 +75,28 @@ class Item(me.Document):
     is_protected = me.BooleanField(default=False)
     is_deleted = me.BooleanField(default=False)
     deleted_date = me.DateTimeField(null=True)
+    # derived: is_public and in a public folder; kept in step by every update that changes
+    # either fact (conditional on the other), so public lists are one index range
+    is_publicly_visible = me.BooleanField(default=False)
+    is_flagged = me.BooleanField(default=False)  # an accepted report deleted it (counted once)
 
+    # Every paginated list of Items is one range of one of these (newest first by
+    # completed_date, ties by _id); ``services.library.LIST_SHAPES`` names which.
     meta = {
         "collection": "items",
         "indexes": [
             ("user_id", "status", "-created_date"),
             ("batch_id",),
             ("workflow_id",),
+            ("user_id", "is_deleted", "status", "-completed_date", "-id"),
+            ("user_id", "folder_id", "is_deleted", "status", "-completed_date", "-id"),
+            ("user_id", "mtype", "is_deleted", "status", "-completed_date", "-id"),
+            ("user_id", "public_approval_status", "is_deleted", "status", "-completed_date", "-id"),
+            ("domain", "is_deleted", "status", "-completed_date", "-id"),
+            ("domain", "public_approval_status", "is_deleted", "status", "-completed_date", "-id"),
+            ("domain", "is_publicly_visible", "-completed_date", "-id"),
+            ("user_id", "is_publicly_visible", "-completed_date", "-id"),
+            ("folder_id", "is_publicly_visible", "-completed_date", "-id"),
+            ("folder_id", "is_deleted", "-folder_added_date", "-id"),
         ],
     }

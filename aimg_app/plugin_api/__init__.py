@@ -51,6 +51,7 @@ from .workflows import (  # noqa: E402
     TemplateParameter,
     WorkflowTemplate,
 )
+from .reports import ReportQueue, ReviewedItem  # noqa: E402
 
 __all__ = [
     "PROJECT_NAME",
@@ -91,4 +92,6 @@ __all__ = [
     "TemplateFile",
     "TemplateParameter",
     "WorkflowTemplate",
+    "ReportQueue",
+    "ReviewedItem",
 ]

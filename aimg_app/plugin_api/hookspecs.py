@@ -63,6 +63,18 @@ def register_payment_processors():
 # --- report queues (library and moderation) -----------------------------------------------
 
 
+@hookspec
+def register_report_queues():
+    """Called once per application at start-up.
+
+    Return a list of ``ReportQueue`` subclasses; each is instantiated with its settings
+    (``[plugins.<identifier>]``). User queues are the categories of ``reportItems``;
+    system queues (``system = True``) are shown to admins and open reports themselves when
+    an Item completes. Results of all plugins are concatenated; an identifier declared
+    twice keeps its first declaration.
+    """
+
+
 # --- workflow templates, generation models, prompt filters (generation) -------------------
 
 

@@ -6,8 +6,9 @@ from flask import Blueprint, jsonify, request
 
 from aimg_app.models.base import from_epoch_ms, utcnow
 from aimg_app.plugin_api import (AffiliateAd, AffiliateAdProvider, BadRequest, CardCharge, GenerationModel,
-                                 InvalidSignature, LoginProvider, OAuthIdentity, PaymentProcessor, SamplePrompt,
-                                 SubscriptionEvent, TemplateParameter, WebhookResult, WorkflowTemplate, hookimpl)
+                                 InvalidSignature, LoginProvider, OAuthIdentity, PaymentProcessor, ReportQueue,
+                                 SamplePrompt, SubscriptionEvent, TemplateParameter, WebhookResult, WorkflowTemplate,
+                                 hookimpl)
 
 
 class Note(me.Document):
@@ -189,3 +190,24 @@ def register_models():
 @hookimpl
 def filter_prompt(prompt, user):
     return [word for word in ("forbiddenword",) if word in prompt.lower()]
+
+
+class TestSystemQueue(ReportQueue):
+    """A system queue that reports every Item whose prompt mentions "report-me"."""
+
+    identifier = "Test System Queue"
+    label = "Test system queue"
+    system = True
+
+    def review(self, item):
+        return "the prompt asked for it" if "report-me" in item.prompt else None
+
+
+class TestUserQueue(ReportQueue):
+    identifier = "Test User Queue"
+    label = "Test user queue"
+
+
+@hookimpl
+def register_report_queues():
+    return [TestUserQueue, TestSystemQueue]
