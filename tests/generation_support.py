@@ -10,9 +10,12 @@ from aimg_app.models.base import utcnow
 
 
 def grant_tier(user_id: str, tier: int, days: int = 30) -> None:
-    """Give a user a PRO tier directly. The billing engine owns the real path; tests only
-    need the fields ``services.tiers`` reads, so this is the one place to change."""
-    User.objects(id=user_id).update_one(set__tier=tier, set__tier_expiration=utcnow() + dt.timedelta(days=days))
+    """Give a user a PRO tier through the tier engine (an admin grant, as setAdminProvidedPremiumTier does)."""
+    from aimg_app.services.subscriptions import set_grant
+
+    user = User.objects(id=user_id).first()
+    set_grant(user.domain, user, "admin", f"test-grant:{user_id}", "test-grant", tier, True,
+              utcnow() + dt.timedelta(days=days), "tests", None, None)
 
 
 def generation_queue_names(app) -> list[str]:

@@ -1,8 +1,6 @@
 """getUser, deleteUser, setUserAbuseLevel, setUserAdditionalInformation, /2/getUserSession."""
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 
 from tests.conftest import ADMIN_HEADERS, STRONG_PASSWORD, assert_error, assert_ok, new_session_headers, sign_up
@@ -84,14 +82,33 @@ def test_additional_information(client, user):
 
 
 def test_api2_user_session_needs_a_pro_tier(client, app):
-    from aimg_app.models import User
+    from tests.generation_support import grant_tier
 
     user = sign_up(client)
     assert_error(client.get("/2/getUserSession", headers=user["headers"]), 403, "PRO")
     assert_error(client.get("/2/getUserSession", headers=new_session_headers()), 401)
     with app.app_context():
-        User.objects(id=user["user_id"]).update_one(set__tier=1, set__tier_expiration=dt.datetime(2100, 1, 1))
+        grant_tier(user["user_id"], 1)
     body = assert_ok(client.get("/2/getUserSession", headers=user["headers"]))["payload"]
     assert body["userSession"]["_id"] == user["headers"]["X-Session-ID"]
     assert body["userSession"]["userID"] == user["user_id"] and body["user"]["email"] == user["email"]
     assert body["user"]["isDisabled"] is False and body["user"]["roles"] == []
+
+
+def test_delete_user_with_items_deletes_them(client, app):
+    from aimg_app.services import items
+
+    user = sign_up(client)
+    with app.app_context():
+        made = items.create_queued_items(user_id=user["user_id"], domain="localhost", count=2, mtype="image",
+                                         params={"prompt": "p"})
+        for item in made:
+            assert items.complete_item(item.id, url=f"/getFile?id={item.id}", file_id=None, width=64, height=64)
+    admin = lambda: assert_ok(client.get(f"/getUser?userID={user['user_id']}", headers=ADMIN_HEADERS))["payload"]  # noqa: E731
+    assert admin()["itemCount"] == 2
+    assert_ok(client.delete("/deleteUser?deleteItems=true", headers=user["headers"]))
+    assert admin()["itemCount"] == 0 and admin()["rootFolderItemCount"] == 0
+    from aimg_app.models.item import Item
+
+    with app.app_context():
+        assert all(i.is_deleted for i in Item.objects(id__in=[m.id for m in made]))

@@ -28,6 +28,7 @@ from aimg_app.models.file import StoredFile
 from aimg_app.models.workflow import WorkflowState
 from aimg_app.services import files as files_service
 from aimg_app.services import items as items_service
+from aimg_app.services import reports as reports_service
 
 from .comfy import Cancelled, ComfyError, ComfyPool, ComfyRun, RunOutputs, interrupt_now
 
@@ -240,6 +241,8 @@ def _store_outputs(res, state: WorkflowState, me: str, outputs: RunOutputs) -> N
         if items_service.complete_item(item_id, url=_url(res, record.id), file_id=record.id, width=width,
                                        height=height, frames=frame_entries or None):
             completed += 1
+            # System report queues (e.g. the prompt filter) look at every new Item once.
+            reports_service.review_item(res.report_queues, item_id)
     produced = bool(main)
     WorkflowState.objects(id=state.id, worker_name=me, state="running").update_one(
         set__state="completed" if produced else "error", set__is_complete=produced, set__is_error=not produced,

@@ -331,7 +331,8 @@ def start_run(resources, plan: RunPlan) -> tuple[WorkflowState, list[Item]]:
             params={**plan.item_params, "queue_name": name, "job_id": state_id,
                     "generator_version": plan.generator_version, "media_type": plan.template.media_type,
                     "workflow_template_name": plan.template.identifier,
-                    "workflow_run_parameters": state.run_parameters, "ignored_words": plan.ignored_words})
+                    "workflow_run_parameters": state.run_parameters, "ignored_words": plan.ignored_words,
+                    "folder_id": plan.folder_id})
         WorkflowState.objects(id=state_id).update_one(set__item_ids=[i.id for i in items])
         state.item_ids = [i.id for i in items]
     try:
