@@ -33,6 +33,11 @@ class Api(flask_smorest.Api):
     def handle_http_exception(self, error):
         return render_http_exception(error)
 
+    def _register_pagination_header(self):
+        # Our lists paginate in the body (the contract's PaginationMetadata), never in a
+        # header; flask-smorest's header schema would also take that component name.
+        pass
+
 
 class PaginationMetadataSchema(Schema):
     paginationIndex = fields.String()
