@@ -273,5 +273,5 @@ def test_cancel_a_queued_generation(app, client, user):
     assert answer == [{"imageID": status["imageID"], "status": "cancelled", "cancelled": True}]
     assert work(app) == 0  # it left its queue
     done = assert_ok(client.get(f"/getItemStatus?imageID={status['imageID']}", headers=user["headers"]))["payload"]
-    assert done["status"] == "failed" and done["errorMessage"] == "Cancelled."
+    assert done["status"] == "cancelled" and done["errorMessage"] == "Cancelled."
     assert StoredFile.objects(id__startswith=status["imageID"]).count() == 0

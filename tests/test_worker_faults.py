@@ -187,7 +187,7 @@ def test_cancel_a_running_generation_interrupts_comfyui(app, client, pro, pool):
     work(app)
     canceller.join()
     (item,) = _items(answer)
-    assert item.status == "failed" and item.error_message == "Cancelled."
+    assert item.status == "cancelled" and item.error_message == "Cancelled."
     assert _state(answer).state == "cancelled"
 
 

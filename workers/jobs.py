@@ -34,7 +34,7 @@ from .comfy import Cancelled, ComfyError, ComfyPool, ComfyRun, RunOutputs, inter
 
 log = logging.getLogger("aimg.worker.jobs")
 
-CANCELLED_MESSAGE = "Cancelled."
+CANCELLED_MESSAGE = items_service.CANCELLED_MESSAGE
 INTERNAL_MESSAGE = "Generation failed because of an internal error. Please try again."
 
 _resources = None
@@ -253,7 +253,10 @@ def _store_outputs(res, state: WorkflowState, me: str, outputs: RunOutputs) -> N
 
 def _finish_failed(state: WorkflowState, me: str, message: str, cancelled: bool = False) -> None:
     for item_id in state.item_ids:
-        items_service.fail_item(item_id, message)
+        if cancelled:
+            items_service.cancel_item(item_id)
+        else:
+            items_service.fail_item(item_id, message)
     WorkflowState.objects(id=state.id, worker_name=me, state="running").update_one(
         set__state="cancelled" if cancelled else "error", set__is_error=True, set__error_message=message,
         set__end_time=utcnow(), set__lease_until=None, push__log=_log_line(f"failed: {message}"))

@@ -30,7 +30,7 @@ class VideoFrameSchema(Schema):
 class GenerationStatusSchema(Schema):
     imageID = fields.String(required=True)
     folderID = fields.String()
-    status = fields.String(required=True, metadata={"description": "queued, running, completed or failed"})
+    status = fields.String(required=True, metadata={"description": "queued, running, completed, failed or cancelled"})
     ignoredWords = fields.String(required=True, metadata={"description": "The ignored words, comma-separated."})
     mtype = fields.String(required=True)
     url = fields.String()

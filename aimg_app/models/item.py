@@ -4,7 +4,7 @@ import mongoengine as me
 
 from .base import utcnow
 
-ITEM_STATUSES = ("queued", "running", "completed", "failed")
+ITEM_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 APPROVAL_STATUSES = ("none", "pending", "approved", "rejected")
 
 

@@ -234,7 +234,7 @@ def generate(resources, *, user, session_id: str, domain: str, body: dict, mtype
 
 
 def status_object(item: Item, state: WorkflowState | None, position: int | None = None) -> dict:
-    """The contract's GenerationStatus (plus ``progress`` and, when failed, ``errorMessage``)."""
+    """The contract's GenerationStatus (plus ``progress`` and, when failed or cancelled, ``errorMessage``)."""
     body: dict[str, Any] = {
         "imageID": item.id, "status": item.status, "ignoredWords": ", ".join(item.ignored_words or []),
         "mtype": item.mtype, "progress": round(float(item.progress or 0.0), 4),
@@ -246,7 +246,7 @@ def status_object(item: Item, state: WorkflowState | None, position: int | None 
         body["url"] = item.url
     if position is not None and item.status == "queued":
         body["queuePosition"] = position
-    if item.status == "failed" and item.error_message:
+    if item.status in ("failed", "cancelled") and item.error_message:
         body["errorMessage"] = item.error_message
     if item.mtype == "video" and item.frames:
         body["frames"] = [{"frameCount": f.frame_count, "frameNumber": f.frame_number, "frameUrl": f.url}
@@ -274,7 +274,7 @@ def item_status(resources, image_id: str, *, user, session_id: str | None, is_ad
 # --- cancelling ---------------------------------------------------------------------------
 
 
-CANCELLED_MESSAGE = "Cancelled."
+CANCELLED_MESSAGE = items_service.CANCELLED_MESSAGE
 
 
 def cancel(resources, *, image_id: str | None, workflow_id: str | None, user, session_id: str | None,
@@ -296,14 +296,13 @@ def cancel(resources, *, image_id: str | None, workflow_id: str | None, user, se
             set__state="cancelled", set__is_error=True, set__error_message=CANCELLED_MESSAGE, set__end_time=utcnow(),
             push__log=f"{iso(utcnow())} cancelled while queued")
         for item_id in state.item_ids:
-            items_service.fail_item(item_id, CANCELLED_MESSAGE)
+            items_service.cancel_item(item_id)
     elif state.state in ("queued", "running"):
         # The worker sees the flag between progress messages and interrupts ComfyUI.
         WorkflowState.objects(id=state.id, state__in=("queued", "running")).update_one(
             set__cancel_requested=True, push__log=f"{iso(utcnow())} cancel requested")
     answers = []
-    for item in Item.objects(id__in=state.item_ids).only("id", "status", "error_message"):
-        cancelled = item.status == "failed" and item.error_message == CANCELLED_MESSAGE
-        answers.append({"imageID": item.id, "status": "cancelled" if cancelled else item.status,
-                        "cancelled": cancelled or item.status in ("queued", "running")})
+    for item in Item.objects(id__in=state.item_ids).only("id", "status"):
+        answers.append({"imageID": item.id, "status": "cancelled" if item.status in ("queued", "running") else item.status,
+                        "cancelled": item.status in ("cancelled", "queued", "running")})
     return answers

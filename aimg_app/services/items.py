@@ -92,6 +92,15 @@ def fail_item(item_id: str, message: str) -> bool:
         set__status="failed", set__error_message=message[:1000], set__completed_date=utcnow()))
 
 
+CANCELLED_MESSAGE = "Cancelled."
+
+
+def cancel_item(item_id: str) -> bool:
+    """End a queued/running Item as cancelled (its owner or an admin asked); True if this call did."""
+    return bool(Item.objects(id=item_id, status__in=_OPEN).update_one(
+        set__status="cancelled", set__error_message=CANCELLED_MESSAGE, set__completed_date=utcnow()))
+
+
 # --- counters ---------------------------------------------------------------------------------
 
 
