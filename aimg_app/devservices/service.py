@@ -43,6 +43,7 @@ class EmbeddedService:
     env_var = ""
     stop_signal = signal.SIGTERM
     start_timeout = 60.0
+    stop_timeout = 20.0  # after this the process group is killed
 
     def __init__(self, data_dir: Path, log_dir: Path):
         self.data_dir = data_dir
@@ -99,7 +100,8 @@ class EmbeddedService:
         self.stop()
         raise ServiceFailed(f"{self.name} did not answer within {self.start_timeout:.0f} s; see {self.log_dir / (self.name + '.log')}")
 
-    def stop(self, timeout: float = 20.0) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        timeout = self.stop_timeout if timeout is None else timeout
         proc, self.process = self.process, None
         if proc is None or proc.poll() is not None:
             return
