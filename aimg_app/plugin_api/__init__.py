@@ -26,6 +26,7 @@ from .login import LoginProvider, OAuthIdentity  # noqa: E402
 from .payments import (  # noqa: E402
     CANCELLED,
     EXPIRED,
+    PERIOD_DAYS,
     REFUNDED,
     RENEWED,
     STARTED,
@@ -42,6 +43,7 @@ from .payments import (  # noqa: E402
     WebhookRequest,
     WebhookResult,
 )
+from .reports import ReportQueue, ReviewedItem  # noqa: E402
 from .workflows import (  # noqa: E402
     GenerationModel,
     PromptUser,
@@ -51,7 +53,6 @@ from .workflows import (  # noqa: E402
     TemplateParameter,
     WorkflowTemplate,
 )
-from .reports import ReportQueue, ReviewedItem  # noqa: E402
 
 __all__ = [
     "PROJECT_NAME",
@@ -73,6 +74,7 @@ __all__ = [
     "CANCELLED",
     "REFUNDED",
     "EXPIRED",
+    "PERIOD_DAYS",
     "CardCharge",
     "CardDetails",
     "Checkout",

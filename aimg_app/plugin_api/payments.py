@@ -22,6 +22,9 @@ RENEWED = "renewed"  # paid again: the tier runs until the new ``period_end``
 CANCELLED = "cancelled"  # will not renew: the tier stays until ``period_end`` (or the current expiry)
 REFUNDED = "refunded"  # money returned or charged back: the tier ends now
 EXPIRED = "expired"  # ended (not renewed, suspended, deleted): the tier ends at ``period_end`` or now
+
+# Days a billing period pays for, by BillingPlanPrice.period (a vendor may differ).
+PERIOD_DAYS = {"daily": 1, "monthly": 30, "yearly": 365}
 EVENT_KINDS = (STARTED, RENEWED, CANCELLED, REFUNDED, EXPIRED)
 
 

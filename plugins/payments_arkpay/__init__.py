@@ -20,6 +20,7 @@ from urllib.parse import urlencode, urlsplit
 import requests
 
 from aimg_app.plugin_api import (
+    PERIOD_DAYS,
     REFUNDED,
     CardCharge,
     InvalidSignature,
@@ -31,7 +32,6 @@ from aimg_app.plugin_api import (
 )
 
 TIMEOUT_S = 30
-PERIOD_DAYS = {"daily": 1, "monthly": 30, "yearly": 365}
 
 
 def period_end(period: str, start: dt.datetime) -> dt.datetime | None:

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 from aimg_app.plugin_api import (
     CANCELLED,
     EXPIRED,
+    PERIOD_DAYS,
     REFUNDED,
     RENEWED,
     STARTED,
@@ -32,7 +33,7 @@ from aimg_app.plugin_api import (
 
 CCBILL_NETWORKS = ("64.38.240.0/24", "64.38.241.0/24", "64.38.212.0/24", "64.38.215.0/24")
 CURRENCY_CODES = {"USD": "840", "EUR": "978", "GBP": "826", "CAD": "124", "AUD": "036", "JPY": "392", "CHF": "756"}
-PERIOD_DAYS = {"daily": 2, "monthly": 30, "yearly": 365}  # CCBill's shortest period is 2 days
+PERIOD_DAYS = {**PERIOD_DAYS, "daily": 2}  # CCBill's shortest period is 2 days
 MST = dt.timezone(dt.timedelta(hours=-7))  # CCBill's timestamps are in Mountain Standard Time
 
 

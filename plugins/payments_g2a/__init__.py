@@ -16,6 +16,7 @@ import uuid
 import requests
 
 from aimg_app.plugin_api import (
+    PERIOD_DAYS,
     REFUNDED,
     STARTED,
     InvalidSignature,
@@ -27,7 +28,7 @@ from aimg_app.plugin_api import (
 )
 
 TIMEOUT_S = 15
-PERIOD_DAYS = {"daily": 1, "monthly": 30, "yearly": 365, "lifetime": 0}
+PERIOD_DAYS = {**PERIOD_DAYS, "lifetime": 0}
 
 
 def _sha256(text: str) -> str:

@@ -24,8 +24,6 @@ from aimg_app.plugin_api import (
     hookimpl,
 )
 
-PERIOD_DAYS = {"daily": 1, "monthly": 30, "yearly": 365}
-
 
 def _time(value: str | None, default: dt.datetime) -> dt.datetime:
     if not value:

@@ -18,6 +18,7 @@ import requests
 
 from aimg_app.plugin_api import (
     CANCELLED,
+    PERIOD_DAYS,
     REFUNDED,
     RENEWED,
     CardCharge,
@@ -30,7 +31,6 @@ from aimg_app.plugin_api import (
 )
 
 TIMEOUT_S = 30
-PERIOD_DAYS = {"daily": 1, "monthly": 30, "yearly": 365}
 
 
 class NmiProcessor(PaymentProcessor):

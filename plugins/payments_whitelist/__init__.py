@@ -13,7 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from aimg_app.plugin_api import EXPIRED, STARTED, PaymentProcessor, SubscriptionEvent, hookimpl
+from aimg_app.plugin_api import (
+    EXPIRED,
+    STARTED,
+    PaymentProcessor,
+    SubscriptionEvent,
+    hookimpl,
+)
 
 
 def _time(value):
