@@ -8,7 +8,7 @@ from .. import context
 from ..services import oauth as oauth_service
 from ..services import users as users_service
 from .base import Blueprint
-from .users import ref_list
+from .fields import IdList
 
 blp = Blueprint("auth", __name__, url_prefix="/", description="External Login Providers (OAuth 2.0).")
 
@@ -16,7 +16,8 @@ blp = Blueprint("auth", __name__, url_prefix="/", description="External Login Pr
 class StartLoginSchema(Schema):
     redirectURL = fields.String(required=True, validate=validate.Length(min=1, max=2048),
                                 metadata={"description": "A front-end URL of this site; the result comes back as ?b=."})
-    refList = fields.Raw(metadata={"description": "Comma-separated browser referrers (an array is accepted)."})
+    refList = IdList(max_chars=None, load_default=list,
+                     metadata={"description": "Comma-separated browser referrers (an array is accepted)."})
     rs = fields.String(validate=validate.Length(max=256))
     isAtLeast18Confirmed = fields.Boolean(load_default=False)
 
@@ -43,7 +44,7 @@ def start_login(body, loginProvider):  # noqa: N803 - the contract's parameter n
     session = context.current_session(create=True)
     url = oauth_service.start(
         provider, context.domain(), session, redirect_url=body["redirectURL"], callback_url=_callback_url(loginProvider),
-        ref_list=ref_list(body.get("refList")), rs=body.get("rs"), is_at_least_18_confirmed=body["isAtLeast18Confirmed"],
+        ref_list=body["refList"], rs=body.get("rs"), is_at_least_18_confirmed=body["isAtLeast18Confirmed"],
     )
     return redirect(url, 302)
 

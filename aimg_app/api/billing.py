@@ -14,10 +14,9 @@ from ..models.base import iso, utcnow
 from ..plugin_api import InvalidSignature, WebhookRequest
 from ..ratelimit import client_key, limiter
 from ..services import giftcards as giftcards_service
-from ..services import ledger
+from ..services import ledger, sealing
 from ..services import memberships as memberships_service
 from ..services import plans as plans_service
-from ..services import sealing
 from ..services.users import normalize_email
 from .base import Blueprint, envelope, success_schema
 

@@ -1,4 +1,4 @@
-"""Fields shared by the library chapters."""
+"""Fields shared by the chapters."""
 from __future__ import annotations
 
 from marshmallow import fields
@@ -11,8 +11,13 @@ class IdList(fields.Field):
 
     default_error_messages = {
         "invalid": "Must be an array of strings or a comma-separated string.",
-        "too_long": "An id is at most 128 characters.",
+        "too_long": "An entry is too long.",
     }
+
+    def __init__(self, *args, max_chars: int | None = MAX_ID_CHARS, **kwargs):
+        """``max_chars``: the longest accepted entry (None: any length)."""
+        super().__init__(*args, **kwargs)
+        self.max_chars = max_chars
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, str):
@@ -22,7 +27,7 @@ class IdList(fields.Field):
         else:
             raise self.make_error("invalid")
         ids = [p.strip() for p in parts if p.strip()]
-        if any(len(i) > MAX_ID_CHARS for i in ids):
+        if self.max_chars is not None and any(len(i) > self.max_chars for i in ids):
             raise self.make_error("too_long")
         return ids
 

@@ -9,6 +9,7 @@ from ..envelope import ok
 from ..services import generation as generation_service
 from ..services import idempotency
 from .base import Blueprint, envelope
+from .fields import IdList
 
 blp = Blueprint("generation", __name__, url_prefix="/", description="Image Generation.")
 
@@ -123,8 +124,7 @@ def get_item_status(args):
 
 
 class ModelIdsArgs(Schema):
-    modelIDs = fields.String(validate=validate.Length(max=10_000),
-                             metadata={"description": "Comma-separated model ids."})
+    modelIDs = IdList(metadata={"description": "Comma-separated model ids (an array is accepted)."})
 
 
 class SampleImageSchema(Schema):
@@ -165,7 +165,7 @@ class ModelSchema(Schema):
 @blp.response(200, envelope("ModelsResponse", fields.List(fields.Nested(ModelSchema))))
 def get_models(args):
     """The generation Models, in the order to show them."""
-    ids = generation_service.split_ids(args.get("modelIDs"))
+    ids = args.get("modelIDs") or None
     return ok(generation_service.list_models(context.resources(), ids))
 
 
@@ -180,7 +180,7 @@ class QueueLengthSchema(Schema):
 @blp.response(200, envelope("QueuesLengthResponse", fields.List(fields.Nested(QueueLengthSchema))))
 def get_queues_length(args):
     """Every generation queue (and its -p1- priority twin) with its current length."""
-    ids = generation_service.split_ids(args.get("modelIDs"))
+    ids = args.get("modelIDs") or None
     return ok(generation_service.queue_lengths(context.resources(), ids))
 
 

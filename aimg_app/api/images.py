@@ -10,11 +10,10 @@ from ..errors import BadRequest, Forbidden, NotFound
 from ..models import User
 from ..services import approval as approval_service
 from ..services import items as items_service
-from ..services import library
+from ..services import library, tiers
 from ..services import migration as migration_service
 from ..services import reactions as reactions_service
 from ..services import reports as reports_service
-from ..services import tiers
 from .base import Blueprint, PaginationArgsSchema, envelope, success_schema
 from .fields import IdList
 

@@ -1,7 +1,6 @@
 """The contract's Private Folder Management chapter."""
 from __future__ import annotations
 
-
 from .base import Blueprint, PaginationArgsSchema
 from .fields import IdList
 from .folder_routes import register

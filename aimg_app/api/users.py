@@ -9,6 +9,7 @@ from ..errors import BadRequest, Conflict, Unauthorized
 from ..services import users as users_service
 from ..services.passwords import generate_strong_password
 from .base import Blueprint, envelope, success_schema
+from .fields import IdList
 
 blp = Blueprint("users", __name__, url_prefix="/", description="User Management.")
 
@@ -56,7 +57,8 @@ class CreateUserSchema(Schema):
     password = _PASSWORD
     otp = _OTP
     isAtLeast18Confirmed = fields.Boolean()
-    refList = fields.Raw(metadata={"description": "An array of browser referrers (a comma-separated string is accepted)."})
+    refList = IdList(max_chars=None, load_default=list,
+                     metadata={"description": "An array of browser referrers (a comma-separated string is accepted)."})
     rs = fields.String(validate=validate.Length(max=256))
 
 
@@ -65,17 +67,6 @@ class AuthenticateUserSchema(Schema):
     password = _PASSWORD
     otp = _OTP
     isAtLeast18Confirmed = fields.Boolean()
-
-
-def ref_list(raw) -> list[str]:
-    """SPEC-GAPS 17: an id list may come as an array or a comma-separated string."""
-    if raw is None:
-        return []
-    if isinstance(raw, str):
-        return [part.strip() for part in raw.split(",") if part.strip()]
-    if isinstance(raw, list) and all(isinstance(part, str) for part in raw):
-        return [part.strip() for part in raw if part.strip()]
-    raise BadRequest("refList must be an array of strings or a comma-separated string.")
 
 
 def _self_user_payload(session, user, picture: bool = False, extended_price: bool = False) -> dict:
@@ -107,7 +98,7 @@ def create_user(body):
         provider = LoginProviderLink(provider_type="internal", provider_id="OTP")
     user = users_service.create_user(
         domain, email, username=body.get("username"), password=body.get("password"), provider=provider,
-        is_at_least_18_confirmed=body.get("isAtLeast18Confirmed", False), ref_list=ref_list(body.get("refList")),
+        is_at_least_18_confirmed=body.get("isAtLeast18Confirmed", False), ref_list=body["refList"],
         rs=body.get("rs"),
     )
     users_service.bind_session(session, user, body.get("isAtLeast18Confirmed"))

@@ -7,10 +7,10 @@ from marshmallow import Schema, ValidationError, fields, validate
 from .. import context, queueing
 from ..envelope import ok
 from ..errors import BadRequest
-from ..services import generation as generation_service
 from ..services import idempotency
 from ..services import workflows as workflows_service
 from .base import Blueprint, envelope, success_schema
+from .fields import IdList
 from .generation import IDEMPOTENCY_HEADER
 
 blp = Blueprint("workflows", __name__, url_prefix="/2", description="API2: Workflows (PRO tier above 0).")
@@ -77,7 +77,7 @@ class WorkflowTemplateSchema(Schema):
 
 
 class TemplateNamesArgs(Schema):
-    workflowTemplateNames = fields.String(validate=validate.Length(max=10_000))
+    workflowTemplateNames = IdList()
 
 
 @blp.route("/getAggregatedWorkflowTemplates", methods=["GET"])
@@ -86,7 +86,7 @@ class TemplateNamesArgs(Schema):
 def get_aggregated_workflow_templates(args):
     """Every workflow template (or the named ones)."""
     _api2_user()
-    names = generation_service.split_ids(args.get("workflowTemplateNames"))
+    names = args.get("workflowTemplateNames") or None
     templates = context.resources().workflow_templates
     return ok([workflows_service.template_object(t) for name, t in templates.items() if names is None or name in names])
 
@@ -139,7 +139,7 @@ class StateOrList(fields.Field):
 
 class WorkflowStatusArgs(Schema):
     workflowId = fields.String(validate=validate.Length(min=1, max=128))
-    workflowIds = fields.String(validate=validate.Length(min=1, max=20_000))
+    workflowIds = IdList()
 
 
 @blp.route("/getWorkflowStatus", methods=["GET"])
@@ -149,7 +149,7 @@ class WorkflowStatusArgs(Schema):
 def get_workflow_status(args):
     """The state of one Workflow (workflowId) or of several (workflowIds, comma-separated)."""
     user = _api2_user()
-    many = generation_service.split_ids(args.get("workflowIds")) or []
+    many = args.get("workflowIds") or []
     if not args.get("workflowId") and not many:
         raise BadRequest("Give workflowId or workflowIds.")
     if len(many) > 100:

@@ -65,12 +65,6 @@ def model_object(model: GenerationModel) -> dict:
     return body
 
 
-def split_ids(raw: str | None) -> list[str] | None:
-    if raw is None or not raw.strip():
-        return None
-    return [part.strip() for part in raw.split(",") if part.strip()]
-
-
 def list_models(resources, model_ids: list[str] | None) -> list[dict]:
     models = resources.generation_models.values()
     return [model_object(m) for m in models if model_ids is None or m.identifier in model_ids]
