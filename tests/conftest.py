@@ -17,6 +17,8 @@ from aimg_app import create_app
 from aimg_app.config import load_settings
 from aimg_app.devservices import EmbeddedServices
 
+pytest_plugins = ["tests.support.browser"]
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     # A private base temp dir per run: pytest's shared numbered dirs are pruned by
