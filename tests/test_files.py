@@ -119,10 +119,13 @@ def test_resize_input_is_validated(client):
 @pytest.fixture()
 def old_file_server():
     """A plain HTTP file server on loopback, standing in for the operator's old one."""
-    files = {"legacy-1.txt": b"from the old server"}
+    files = {"legacy-1.txt": b"from the old server", "files/legacy-3.txt": b"under the prefix",
+             "secret.txt": b"outside any prefix"}
+    seen = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
+            seen.append(self.path)
             body = files.get(self.path.lstrip("/"))
             self.send_response(200 if body else 404)
             self.send_header("Content-Type", "text/plain")
@@ -135,7 +138,9 @@ def old_file_server():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    base_with_seen = type("Base", (str,), {"seen": seen})(base)
+    yield base_with_seen
     server.shutdown()
 
 
@@ -145,3 +150,15 @@ def test_fs_falls_back_to_the_old_file_server(make_app, old_file_server):
     response = client.get("/getFile?id=legacy-1.txt&fs=true")
     assert response.status_code == 200 and response.data == b"from the old server"
     assert_error(client.get("/getFile?id=legacy-2.txt&fs=true"), 404)
+
+
+@pytest.mark.parametrize("file_id", ["../secret.txt", "..%2Fsecret.txt", "%2e%2e%2fsecret.txt", "a/../../secret.txt",
+                                     "..\\secret.txt", "/secret.txt", "legacy-3.txt/../../secret.txt", ".."])
+def test_fs_ids_cannot_leave_the_old_servers_prefix(make_app, old_file_server, file_id):
+    client = make_app(legacy_file_server_url=f"{old_file_server}/files").test_client()
+    assert client.get("/getFile?id=legacy-3.txt&fs=true").data == b"under the prefix"
+    response = client.get("/getFile", query_string={"id": file_id, "fs": "true"})
+    assert response.status_code in (400, 404), response.status_code
+    assert_error(response, response.status_code)
+    assert b"outside" not in response.data
+    assert all(path.startswith("/files/") and ".." not in path for path in old_file_server.seen), old_file_server.seen

@@ -7,6 +7,7 @@ import mimetypes
 import re
 import uuid
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import mongoengine as me
 import requests
@@ -108,6 +109,7 @@ def read_file(store: SeaweedStore, file_id: str, *, skip_checksum: bool = False,
               height: int | None = None, mode: str | None = None, legacy_url: str = "",
               use_legacy: bool = False, max_bytes: int = 64 * 1024 * 1024) -> FileContent:
     """The bytes of a file, checksum-verified unless skipped or resized."""
+    validate_file_id(file_id)  # also what keeps a legacy lookup inside the old server's prefix
     record = StoredFile.objects(id=file_id).first()
     if record is None:
         if use_legacy and legacy_url:
@@ -131,9 +133,16 @@ def read_file(store: SeaweedStore, file_id: str, *, skip_checksum: bool = False,
     return FileContent(blob.data, content_type, record.file_name)
 
 
+def legacy_url_of(base_url: str, file_id: str) -> str:
+    """``{base}/{id}``, the id validated and fully percent-encoded: no id can name a path
+    outside the configured prefix (no ``/``, no ``..``, no ``%2f`` that a server would decode)."""
+    return f"{base_url.rstrip('/')}/{quote(validate_file_id(file_id), safe='')}"
+
+
 def _read_legacy(base_url: str, file_id: str, max_bytes: int) -> FileContent:
     try:
-        resp = requests.get(f"{base_url}/{requests.utils.quote(file_id)}", timeout=30, stream=True)
+        # No redirects: the old server answers for its own prefix, never for another host or path.
+        resp = requests.get(legacy_url_of(base_url, file_id), timeout=30, stream=True, allow_redirects=False)
     except requests.RequestException:
         raise NotFound(f"File '{file_id}' does not exist.") from None
     with resp:
