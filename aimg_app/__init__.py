@@ -61,6 +61,9 @@ def create_app(settings: Settings | None = None, extra_plugins=()) -> Flask:
     def _start():
         request.environ["aimg.started"] = time.perf_counter()
         request_id_var.set(context.request_id())
+        # An admin-only endpoint refuses a non-admin before anything of the request is read.
+        if getattr(app.view_functions.get(request.endpoint), "aimg_admin_only", False):
+            context.require_admin()
         # A malformed X-Session-ID is refused on every endpoint, whether it uses the session or not.
         context.session_id_header()
 

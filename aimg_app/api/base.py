@@ -16,6 +16,13 @@ class Parser(FlaskParser):
                                    "cookies": EXCLUDE, "form": EXCLUDE, "files": EXCLUDE, "json": RAISE}
 
 
+def admin_only(view):
+    """Mark a view as admins-only: the X-Administration-Key is checked (403) before its
+    body, query or session are looked at, so a refusal says nothing about the input."""
+    view.aimg_admin_only = True
+    return view
+
+
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = Parser()
 

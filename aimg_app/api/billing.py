@@ -18,7 +18,7 @@ from ..services import ledger, sealing
 from ..services import memberships as memberships_service
 from ..services import plans as plans_service
 from ..services.users import normalize_email
-from .base import Blueprint, envelope, success_schema
+from .base import Blueprint, admin_only, envelope, success_schema
 
 blp = Blueprint("billing", __name__, url_prefix="/", description="Premium Membership Management.")
 
@@ -224,6 +224,7 @@ def get_billing_plans(args):
 
 
 @blp.route("/createBillingPlan", methods=["POST"])
+@admin_only
 @blp.arguments(CreateBillingPlanSchema)
 @blp.response(200, envelope("BillingPlanResponse", fields.Nested(BillingPlanSchema)))
 def create_billing_plan(body):
@@ -256,6 +257,7 @@ def process_card_subscription(body):
 
 
 @blp.route("/setAdminProvidedPremiumTier", methods=["POST"])
+@admin_only
 @blp.arguments(SetAdminTierSchema)
 @blp.response(200, envelope("AdminPremiumTierResponse", fields.Nested(AdminTierSchema)))
 def set_admin_provided_premium_tier(body):
@@ -282,6 +284,7 @@ def pay_with_card_email(body):
 
 
 @blp.route("/injectBoostyAdminAccountCookies", methods=["POST"])
+@admin_only
 @blp.arguments(BoostyCookiesSchema)
 @blp.response(200, SuccessOnly)
 def inject_boosty_admin_account_cookies(body):
@@ -314,6 +317,7 @@ def redeem_gift_card(body):
 
 
 @blp.route("/downloadGiftCards", methods=["GET"])
+@admin_only
 @blp.arguments(DownloadGiftCardsSchema, location="query")
 @blp.response(200, content_type="text/plain")
 def download_gift_cards(args):

@@ -14,7 +14,7 @@ from ..services import library, tiers
 from ..services import migration as migration_service
 from ..services import reactions as reactions_service
 from ..services import reports as reports_service
-from .base import Blueprint, PaginationArgsSchema, envelope, success_schema
+from .base import Blueprint, PaginationArgsSchema, admin_only, envelope, success_schema
 from .fields import IdList
 
 blp = Blueprint("images", __name__, url_prefix="/", description="Image Management.")
@@ -244,6 +244,7 @@ class ItemsArgs(MyCreationsArgs):
 
 
 @blp.route("/getItems", methods=["GET"])
+@admin_only
 @blp.arguments(ItemsArgs, location="query")
 @blp.response(200, ImageListResponse)
 def get_items(args):
@@ -299,6 +300,7 @@ class RestoreSchema(Schema):
 
 
 @blp.route("/restoreItems", methods=["POST"])
+@admin_only
 @blp.arguments(RestoreSchema)
 @blp.response(200, ResultListResponse)
 def restore_items(body):
@@ -384,6 +386,7 @@ class ApprovalSchema(Schema):
 
 
 @blp.route("/setPublicApprovalStatus", methods=["POST"])
+@admin_only
 @blp.arguments(ApprovalSchema)
 @blp.response(200, ResultListResponse)
 def set_public_approval_status(body):
@@ -395,6 +398,7 @@ def set_public_approval_status(body):
 
 
 @blp.route("/setProtected", methods=["POST"])
+@admin_only
 @blp.arguments(ImageIdsSchema)
 @blp.response(200, ResultListResponse)
 def set_protected(body):
@@ -410,6 +414,7 @@ class MigrateSchema(Schema):
 
 
 @blp.route("/migrateLibrary", methods=["POST"])
+@admin_only
 @blp.arguments(MigrateSchema)
 @blp.response(200, success_schema("MigrateLibraryResponse", success=fields.Boolean(required=True),
                                   message=fields.String()))
@@ -490,6 +495,7 @@ class GetReportsArgs(PaginationArgsSchema):
 
 
 @blp.route("/getReports", methods=["GET"])
+@admin_only
 @blp.arguments(GetReportsArgs, location="query")
 @blp.response(200, envelope("ReportsResponse", fields.List(fields.Nested(ItemReportSchema)), paginated=True))
 def get_reports(args):
@@ -507,6 +513,7 @@ class CloseReportsSchema(Schema):
 
 
 @blp.route("/closeReports", methods=["POST"])
+@admin_only
 @blp.arguments(CloseReportsSchema)
 @blp.response(200, ResultListResponse)
 def close_reports(body):
@@ -531,6 +538,7 @@ class DownloadReportsArgs(Schema):
 
 
 @blp.route("/downloadReportsForEpoch", methods=["GET"])
+@admin_only
 @blp.arguments(DownloadReportsArgs, location="query")
 def download_reports_for_epoch(args):
     """Admins: the reports as a CSV file for Epoch's compliance review (counts the download)."""

@@ -15,7 +15,7 @@ from ..services import ads as ads_service
 from ..services import files as files_service
 from ..services import logs as logs_service
 from ..services import pgquery as pgquery_service
-from .base import Blueprint, envelope, success_schema
+from .base import Blueprint, admin_only, envelope, success_schema
 
 blp = Blueprint("technical", __name__, url_prefix="/", description="Technical: logs, affiliate ads, files, admin SQL.")
 
@@ -128,6 +128,7 @@ def _base_url() -> str:
 
 
 @blp.route("/uploadFile", methods=["POST"])
+@admin_only
 @blp.arguments(UploadFilesSchema, location="files")
 @blp.arguments(UploadFormSchema, location="form")
 @blp.response(200, FileMetadataResponse)
@@ -175,6 +176,7 @@ def get_file(args):
 
 
 @blp.route("/getFileMetadata", methods=["GET"])
+@admin_only
 @blp.arguments(FileIdSchema, location="query")
 @blp.response(200, FileMetadataResponse)
 def get_file_metadata(args):
@@ -184,6 +186,7 @@ def get_file_metadata(args):
 
 
 @blp.route("/removeFile", methods=["DELETE"])
+@admin_only
 @blp.arguments(FileIdSchema, location="query")
 @blp.response(200, SuccessResponse)
 def remove_file(args):
@@ -202,6 +205,7 @@ class PgQuerySchema(Schema):
 
 
 @blp.route("/pgQuery", methods=["POST"])
+@admin_only
 @blp.arguments(PgQuerySchema)
 @blp.response(200, envelope("PgQueryResponse"))
 def pg_query(body):

@@ -8,7 +8,7 @@ from ..envelope import ok
 from ..errors import BadRequest, Conflict, Unauthorized
 from ..services import users as users_service
 from ..services.passwords import generate_strong_password
-from .base import Blueprint, envelope, success_schema
+from .base import Blueprint, admin_only, envelope, success_schema
 from .fields import IdList
 
 blp = Blueprint("users", __name__, url_prefix="/", description="User Management.")
@@ -375,6 +375,7 @@ class ProfilePictureBannedSchema(AdminTargetSchema):
 
 
 @blp.route("/setProfilePictureBanned", methods=["POST"])
+@admin_only
 @blp.arguments(ProfilePictureBannedSchema)
 @blp.response(200, envelope("ProfilePictureBannedResponse"))
 def set_profile_picture_banned(body):
@@ -399,6 +400,7 @@ class AdditionalInformationSchema(AdminTargetSchema):
 
 
 @blp.route("/setUserAdditionalInformation", methods=["POST"])
+@admin_only
 @blp.arguments(AdditionalInformationSchema)
 @blp.response(200, envelope("AdditionalInformationResponse"))
 def set_user_additional_information(body):
@@ -421,6 +423,7 @@ AbuseResponse = success_schema("AbuseResponse", abuse=fields.Integer())
 
 
 @blp.route("/setUserAbuseLevel", methods=["POST"])
+@admin_only
 @blp.arguments(AbuseLevelSchema)
 @blp.response(200, AbuseResponse)
 def set_user_abuse_level(body):
