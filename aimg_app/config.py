@@ -84,7 +84,11 @@ class Settings:
     max_file_bytes: int = 32 * 1024 * 1024
     legacy_file_server_url: str = ""  # getFile?fs=true falls back to GET {url}/{id}
     public_base_url: str = ""  # used to build FileMetadata.publicUrl; defaults to the request's host
-    ingest_logs_rate_limit: str = "120 per minute"
+    ingest_logs_rate_limit: str = "120 per minute"  # per signed-in user, else per existing session
+    ingest_logs_rate_limit_per_client: str = "600 per minute"  # per client address, whatever the session
+    # failed password sign-ins (OWASP ASVS V6.3): past either limit, 429 until the window has passed
+    login_failures_per_account: str = "10 per 15 minutes"
+    login_failures_per_client: str = "100 per 15 minutes"
     migrate_on_start: bool = True
     disabled_plugins: tuple[str, ...] = ()
     plugin_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -172,6 +176,9 @@ _ENV: dict[str, tuple[str, Any]] = {
     "AIMG_LEGACY_FILE_SERVER_URL": ("legacy_file_server_url", lambda v: v.rstrip("/")),
     "AIMG_PUBLIC_BASE_URL": ("public_base_url", lambda v: v.rstrip("/")),
     "AIMG_INGEST_LOGS_RATE_LIMIT": ("ingest_logs_rate_limit", str),
+    "AIMG_INGEST_LOGS_RATE_LIMIT_PER_CLIENT": ("ingest_logs_rate_limit_per_client", str),
+    "AIMG_LOGIN_FAILURES_PER_ACCOUNT": ("login_failures_per_account", str),
+    "AIMG_LOGIN_FAILURES_PER_CLIENT": ("login_failures_per_client", str),
     "AIMG_MIGRATE_ON_START": ("migrate_on_start", _bool),
     "AIMG_DISABLED_PLUGINS": ("disabled_plugins", lambda v: tuple(p.strip() for p in v.split(",") if p.strip())),
     "AIMG_PLUGIN_SETTINGS": ("plugin_settings", json.loads),

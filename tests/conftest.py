@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from flask.testing import FlaskClient
 
 from aimg_app import create_app
 from aimg_app.config import load_settings
@@ -58,6 +60,15 @@ def _database_uri(uri: str, name: str) -> str:
     return urlunsplit(urlsplit(uri)._replace(path=f"/{name}"))
 
 
+class OwnAddressClient(FlaskClient):
+    """A test client with an address of its own, as a separate host would have: limits
+    keyed on the client address (OTP requests, failed sign-ins) do not add up across tests."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.environ_base["REMOTE_ADDR"] = f"10.{secrets.randbelow(256)}.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}"
+
+
 @pytest.fixture(scope="module")
 def make_app(services, request):
     """Build an application on the shared services; settings overrides as keywords."""
@@ -75,6 +86,7 @@ def make_app(services, request):
             setattr(settings, key, value)
         app = create_app(settings, extra_plugins=plugins)
         app.testing = True
+        app.test_client_class = OwnAddressClient
         built.append(app)
         return app
 

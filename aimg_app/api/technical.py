@@ -10,7 +10,7 @@ from marshmallow import Schema, fields, validate
 from .. import context
 from ..envelope import ok
 from ..errors import BadRequest, PayloadTooLarge
-from ..ratelimit import limiter, session_or_client_key
+from ..ratelimit import client_key, limiter, user_or_session_or_client_key
 from ..services import ads as ads_service
 from ..services import files as files_service
 from ..services import logs as logs_service
@@ -48,7 +48,10 @@ SuccessResponse = success_schema("SuccessResponse", success=fields.Boolean(requi
 
 
 @blp.route("/ingestLogs", methods=["POST"])
-@limiter.limit(lambda: context.resources().settings.ingest_logs_rate_limit, key_func=session_or_client_key)
+@limiter.limit(lambda: context.resources().settings.ingest_logs_rate_limit_per_client, key_func=client_key,
+               scope="ingest-logs-client")
+@limiter.limit(lambda: context.resources().settings.ingest_logs_rate_limit, key_func=user_or_session_or_client_key,
+               scope="ingest-logs")
 @blp.arguments(IngestLogsSchema)
 @blp.response(200, SuccessResponse)
 def ingest_logs(body):

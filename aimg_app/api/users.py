@@ -135,9 +135,14 @@ def authenticate_user(body):
         else:
             users_service.add_login_provider(user, "internal", "OTP")
     else:
+        from ..ratelimit import client_key
+        from ..services import login_throttle
+
+        login_throttle.check(context.resources(), domain, email, client_key())
         user = users_service.find_by_email(domain, email)
         # The same answer, status and work for an unknown email and a wrong password.
         if not users_service.verify_password(user, body["password"]) or user is None or user.is_disabled:
+            login_throttle.record_failure(context.resources(), domain, email, client_key())
             raise Unauthorized(_BAD_CREDENTIALS)
     if user is None or user.is_disabled:
         raise Unauthorized("This account is disabled.")
@@ -203,12 +208,12 @@ class RequestOtpSchema(Schema):
 def request_otp(body):
     """Mail a one-time password (and magic link) to the email. Rate limited per email and
     per client. With signUp, an email that already has an account is refused (409)."""
-    from ..ratelimit import session_or_client_key
+    from ..ratelimit import client_key
     from ..services import otp as otp_service
 
     email = users_service.normalize_email(body["email"])
     otp_service.request_otp(context.resources(), context.domain(), email, sign_up=body["signUp"],
-                            client_key=session_or_client_key())
+                            client_key=client_key())
     return ok({"success": True, "message": "A one-time password was sent to this email. It is valid for 24 hours."})
 
 
