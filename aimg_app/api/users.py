@@ -134,6 +134,7 @@ def authenticate_user(body):
                 user = users_service.find_by_email(domain, email)
         else:
             users_service.add_login_provider(user, "internal", "OTP")
+            user = users_service.email_proven(user, keep_session_id=session.id)
     else:
         from ..ratelimit import client_key
         from ..services import login_throttle

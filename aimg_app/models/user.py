@@ -29,6 +29,9 @@ class User(me.Document):
     username = me.StringField(required=True)
     username_lower = me.StringField(required=True)
     password_hash = me.StringField(null=True)
+    # True once someone proved they hold the mailbox (OTP, magic link, a provider's verified
+    # email); a password set before that is dropped when the owner proves it.
+    email_verified = me.BooleanField(default=False)
     is_at_least_18_confirmed = me.BooleanField(default=False)
     created_date = me.DateTimeField(default=utcnow)
     updated_date = me.DateTimeField(default=utcnow)

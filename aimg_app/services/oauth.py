@@ -148,7 +148,7 @@ def _user_for(record: OAuthState, provider: LoginProvider, identity) -> User:
     if user is None or user.is_disabled:
         raise Unauthorized("This account is disabled.")
     users_service.add_login_provider(user, "oauth", provider.label, identity.external_id)
-    return user
+    return users_service.email_proven(user, keep_session_id=record.session_id)
 
 
 def revoke_session_tokens(resources, session_id: str, user_id: str | None) -> None:

@@ -83,6 +83,8 @@ def create_user(domain: str, email: str, *, username: str | None = None, passwor
     if username is not None:
         username = validate_username(username)
     providers = [provider] if provider else []
+    # An OTP or a provider's verified email proves the mailbox; a bare password proves nothing.
+    email_verified = provider is not None
     if password is not None:
         validate_password(password)
         providers.append(LoginProviderLink(provider_type="internal", provider_id="Password"))
@@ -91,6 +93,7 @@ def create_user(domain: str, email: str, *, username: str | None = None, passwor
         user = User(
             id=str(uuid.uuid4()), domain=domain, email=email, username=name, username_lower=name.lower(),
             password_hash=hash_password(password) if password is not None else None,
+            email_verified=email_verified,
             is_at_least_18_confirmed=bool(is_at_least_18_confirmed), login_providers=providers,
             ref_list=[r[:2048] for r in (ref_list or [])][:50], rs=(rs or None) and rs[:256],
         )
@@ -111,6 +114,23 @@ def add_login_provider(user: User, provider_type: str, provider_id: str, externa
     link = LoginProviderLink(provider_type=provider_type, provider_id=provider_id, user_id=external_id)
     already = {"$elemMatch": {"provider_id": provider_id, "user_id": external_id}}
     User.objects(__raw__={"_id": user.id, "login_providers": {"$not": already}}).update_one(push__login_providers=link)
+
+
+def email_proven(user: User, keep_session_id: str | None) -> User:
+    """The mailbox's owner has just proved it (OTP, magic link, a provider's verified email).
+
+    An account whose email nobody had proved may have been opened by someone else with a
+    password, waiting for the owner: that password is dropped and every other session of the
+    account is signed out, so only the owner holds the account from now on.
+    """
+    if user.email_verified:
+        return user
+    claimed = User.objects(id=user.id, email_verified__ne=True).update_one(
+        set__email_verified=True, set__password_hash=None, pull__login_providers__provider_id="Password",
+        set__updated_date=utcnow())
+    if claimed:
+        revoke_other_sessions(user, keep_session_id)
+    return get_user(user.id) or user
 
 
 # --- sessions ---------------------------------------------------------------------------
@@ -242,7 +262,10 @@ def change_email(resources, user: User, new_email: str, otp: str | None) -> None
         raise Conflict("Another account uses this email.") from None
     if not changed:
         raise Conflict("The email was changed by another request; try again.")
-    user.email = new_email
+    # The OTP proved the new mailbox: the account keeps its password, since its holder
+    # is the one who proved it.
+    User.objects(id=user.id).update_one(set__email_verified=True)
+    user.email, user.email_verified = new_email, True
 
 
 # --- lookups and admin ------------------------------------------------------------------
