@@ -148,3 +148,57 @@ def test_unknown_and_unconfigured_providers_are_404(oc, client):
 
 def test_start_input_is_validated(oc):
     assert_error(oc.post("/auth/google", json={}, headers=new_session_headers()), 400, "redirectURL")
+
+
+def test_login_csrf_a_victim_finishing_the_attackers_flow_signs_nobody_in(oauth_app, fake):
+    """The attacker starts a login on their own session and has the victim's browser finish it."""
+    attacker_browser, victim_browser = oauth_app.test_client(), oauth_app.test_client()
+    fake.provider.account = Account("g-victim", "csrf-victim@example.com")
+    response, attacker_session = start(attacker_browser, "google")
+    assert response.status_code == 302
+    set_cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in set_cookie and "SameSite=Lax" in set_cookie and "/auth/google/callback" in set_cookie
+    back = requests.get(response.headers["Location"], allow_redirects=False, timeout=10)  # the victim at the provider
+    callback = urlsplit(back.headers["Location"])
+    final = victim_browser.get(f"{callback.path}?{callback.query}")
+    body = decode_b(final.headers["Location"])
+    assert body["hasError"] is True and "browser" in body["errorMessage"]
+    me = assert_ok(attacker_browser.get("/getSelfUser", headers=attacker_session))["payload"]
+    assert me["isAuthenticated"] is False
+    # the victim's code cannot be replayed through the attacker's own browser (cookie) either
+    replay = attacker_browser.get(f"{callback.path}?{callback.query}")
+    assert_error(replay, 400, "already used")
+    assert assert_ok(attacker_browser.get("/getSelfUser", headers=attacker_session))["payload"]["isAuthenticated"] is False
+    assert_error(oauth_app.test_client().post("/authenticateUser", json={"email": "csrf-victim@example.com",
+                                                                          "password": "Any-Passw0rd!"},
+                                              headers=new_session_headers()), 401)
+
+
+def test_a_callback_with_another_flows_cookie_is_refused(oauth_app, fake):
+    browser = oauth_app.test_client()
+    fake.provider.account = Account("g-two", "two-flows@example.com")
+    first, _ = start(browser, "google")
+    second, second_session = start(oauth_app.test_client(), "google")  # started elsewhere
+    first_cookie = first.headers["Set-Cookie"].split(";", 1)[0].split("=", 1)
+    back = requests.get(second.headers["Location"], allow_redirects=False, timeout=10)
+    callback = urlsplit(back.headers["Location"])
+    second_state = parse_qs(callback.query)["state"][0]
+    from aimg_app.services.oauth import binding_cookie_name
+
+    # the first flow's signed value, presented under the second flow's cookie name
+    browser.set_cookie(binding_cookie_name(second_state), first_cookie[1], path="/auth/google/callback")
+    body = decode_b(browser.get(f"{callback.path}?{callback.query}").headers["Location"])
+    assert body["hasError"] is True
+    assert assert_ok(browser.get("/getSelfUser", headers=second_session))["payload"]["isAuthenticated"] is False
+
+
+def test_a_verified_provider_email_evicts_a_password_squatter(oc, fake):
+    squatter = new_session_headers()
+    assert_ok(oc.post("/createUser", json={"email": "squatted@example.com", "password": "Squatt3r-Pass!"},
+                      headers=squatter))
+    fake.provider.account = Account("g-owner", "squatted@example.com")
+    body = decode_b(login(oc, "google")[0].headers["Location"])
+    assert body["hasError"] is False
+    assert assert_ok(oc.get("/getSelfUser", headers=squatter))["payload"]["isAuthenticated"] is False
+    assert_error(oc.post("/authenticateUser", json={"email": "squatted@example.com", "password": "Squatt3r-Pass!"},
+                         headers=new_session_headers()), 401)

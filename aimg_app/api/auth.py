@@ -1,6 +1,8 @@
 """The contract's External Login Providers chapter (OAuth 2.0 login plugins)."""
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
 from flask import redirect, request
 from marshmallow import Schema, fields, validate
 
@@ -33,6 +35,18 @@ def _callback_url(provider: str) -> str:
     return f"{base}/auth/{provider}/callback"
 
 
+def _callback_path(provider: str) -> str:
+    return urlsplit(_callback_url(provider)).path
+
+
+def _https() -> bool:
+    return _callback_url("x").startswith("https://")
+
+
+def _state_of(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["state"][0]
+
+
 @blp.route("/auth/<string:loginProvider>", methods=["POST"])
 @blp.arguments(StartLoginSchema, location="json_or_form")
 @blp.response(302, description="Redirect to the provider's login page.")
@@ -42,11 +56,18 @@ def start_login(body, loginProvider):  # noqa: N803 - the contract's parameter n
     ``?b=<base64url JSON envelope whose payload is the SelfUser>``."""
     provider = oauth_service.provider_or_404(context.resources(), loginProvider)
     session = context.current_session(create=True)
-    url = oauth_service.start(
-        provider, context.domain(), session, redirect_url=body["redirectURL"], callback_url=_callback_url(loginProvider),
-        ref_list=body["refList"], rs=body.get("rs"), is_at_least_18_confirmed=body["isAtLeast18Confirmed"],
+    url, binding = oauth_service.start(
+        context.resources(), provider, context.domain(), session, redirect_url=body["redirectURL"],
+        callback_url=_callback_url(loginProvider), ref_list=body["refList"], rs=body.get("rs"),
+        is_at_least_18_confirmed=body["isAtLeast18Confirmed"],
     )
-    return redirect(url, 302)
+    response = redirect(url, 302)
+    # The browser that starts the login must be the one that finishes it (login CSRF).
+    # Lax: the provider's redirect back is a top-level GET from another site.
+    response.set_cookie(oauth_service.binding_cookie_name(_state_of(url)), binding,
+                        max_age=int(oauth_service.STATE_TTL.total_seconds()), path=_callback_path(loginProvider),
+                        secure=_https(), httponly=True, samesite="Lax")
+    return response
 
 
 @blp.route("/auth/<string:loginProvider>/callback", methods=["GET"])
@@ -55,8 +76,15 @@ def start_login(body, loginProvider):  # noqa: N803 - the contract's parameter n
 def login_callback(args, loginProvider):  # noqa: N803
     """Where the provider sends the user back (not called by front-ends directly)."""
     provider = oauth_service.provider_or_404(context.resources(), loginProvider)
+    state = args.get("state")
+    cookie = oauth_service.binding_cookie_name(state) if state else None
     url = oauth_service.finish(
-        context.resources(), provider, state=args.get("state"), code=args.get("code"), error=args.get("error"),
+        context.resources(), provider, state=state, code=args.get("code"), error=args.get("error"),
+        binding=request.cookies.get(cookie) if cookie else None,
         self_user_view=lambda session, user: users_service.self_user(session, user),
     )
-    return redirect(url, 302)
+    response = redirect(url, 302)
+    if cookie:
+        response.delete_cookie(cookie, path=_callback_path(loginProvider), secure=_https(), httponly=True,
+                               samesite="Lax")
+    return response

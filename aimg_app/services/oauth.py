@@ -1,15 +1,21 @@
 """OAuth 2.0 login (authorization code, with PKCE where the provider supports it) via authlib.
 
 ``start`` checks the front-end's ``redirectURL`` against the domain's origins (no open
-redirect), records a single-use ``state`` and answers the provider's authorization URL.
+redirect), records a single-use ``state`` and answers the provider's authorization URL
+plus a browser binding: a signed token carrying the state and the PKCE verifier that the
+view sets as a short-lived, HttpOnly, ``SameSite=Lax`` cookie on the 302 (RFC 9700 §4.7).
 ``finish`` consumes the state (a forged, altered, expired or replayed one changes
-nothing), exchanges the code, reads the account, signs the user in on the session that
-started the flow and answers the front-end URL carrying ``?b=<base64url envelope>``.
+nothing), then requires that cookie: a login link finished by any other browser than the
+one that started it (login CSRF: the victim completing the attacker's flow) links nothing.
+Only then is the code exchanged, the account read, the user signed in on the session that
+started the flow, and the front-end URL answered carrying ``?b=<base64url envelope>``.
 """
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -25,10 +31,17 @@ from ..models.base import utcnow
 from ..models.oauth import OAuthState, OAuthToken
 from ..models.user import LoginProviderLink
 from ..plugin_api import LoginProvider
+from . import sealing
 from . import users as users_service
 
 log = logging.getLogger("aimg.oauth")
 STATE_TTL = dt.timedelta(minutes=15)
+_BINDING_PURPOSE = "oauth-browser-binding"
+
+
+def binding_cookie_name(state: str) -> str:
+    """One cookie per started flow (two tabs may log in at once); the name reveals nothing."""
+    return "aimg_oauth_" + hashlib.sha256(state.encode()).hexdigest()[:16]
 
 
 def provider_or_404(resources, identifier: str) -> LoginProvider:
@@ -59,8 +72,9 @@ def _client(provider: LoginProvider, callback_url: str, **kwargs) -> OAuth2Sessi
     )
 
 
-def start(provider: LoginProvider, domain: Domain, session: Session, *, redirect_url: str, callback_url: str,
-          ref_list: list[str], rs: str | None, is_at_least_18_confirmed: bool) -> str:
+def start(resources, provider: LoginProvider, domain: Domain, session: Session, *, redirect_url: str,
+          callback_url: str, ref_list: list[str], rs: str | None, is_at_least_18_confirmed: bool) -> tuple[str, str]:
+    """The provider's authorization URL and the browser-binding token (the cookie's value)."""
     if not redirect_allowed(domain, redirect_url):
         raise BadRequest("redirectURL must be a URL of this site's front-end.")
     state = secrets.token_urlsafe(32)
@@ -68,10 +82,25 @@ def start(provider: LoginProvider, domain: Domain, session: Session, *, redirect
     client = _client(provider, callback_url)
     url, _ = client.create_authorization_url(provider.authorize_url, state=state, code_verifier=verifier,
                                              **provider.authorize_params())
+    # The verifier lives only in the browser's cookie: the stored record alone cannot finish a login.
     OAuthState(state=state, provider=provider.identifier, domain=domain.identifier, session_id=session.id,
-               redirect_url=redirect_url, callback_url=callback_url, code_verifier=verifier, ref_list=ref_list[:50],
+               redirect_url=redirect_url, callback_url=callback_url, code_verifier=None, ref_list=ref_list[:50],
                rs=rs, is_at_least_18_confirmed=is_at_least_18_confirmed, expires_date=utcnow() + STATE_TTL).save()
-    return url
+    binding = sealing.sign(resources.secret_key, _BINDING_PURPOSE, {"state": state, "verifier": verifier})
+    return url, binding
+
+
+def _check_binding(resources, record: OAuthState, binding: str | None) -> str | None:
+    """The PKCE verifier, once the browser's cookie proves it started this very flow."""
+    if not binding:
+        raise BadRequest("This login was not started in this browser: please start it again.")
+    try:
+        data = sealing.unsign(resources.secret_key, _BINDING_PURPOSE, binding, int(STATE_TTL.total_seconds()))
+    except BadRequest:
+        raise BadRequest("This login was not started in this browser: please start it again.") from None
+    if not isinstance(data, dict) or not hmac.compare_digest(str(data.get("state", "")), record.state):
+        raise BadRequest("This login was not started in this browser: please start it again.")
+    return data.get("verifier")
 
 
 def encode_b(body: dict) -> str:
@@ -98,20 +127,24 @@ def _claim_state(provider: LoginProvider, state: str | None) -> OAuthState:
 
 
 def finish(resources, provider: LoginProvider, *, state: str | None, code: str | None, error: str | None,
-           self_user_view) -> str:
+           binding: str | None, self_user_view) -> str:
     """Complete the flow; returns the front-end URL to redirect to (``?b=...``).
 
-    ``self_user_view(session, user)`` builds the SelfUser payload.
+    ``binding`` is the cookie ``start`` handed to the browser. ``self_user_view(session,
+    user)`` builds the SelfUser payload.
     """
+    # Claimed before the binding is checked: a state that reached us from a foreign browser
+    # is burnt, so the code that came with it cannot be replayed with the starter's cookie.
     record = _claim_state(provider, state)
     try:
+        verifier = _check_binding(resources, record, binding)
         if error:
             raise Unauthorized(f"{provider.label} did not sign you in ({error[:100]}).")
         if not code:
             raise BadRequest("The login response has no code.")
         client = _client(provider, record.callback_url)
         try:
-            token = client.fetch_token(provider.token_url, code=code, code_verifier=record.code_verifier,
+            token = client.fetch_token(provider.token_url, code=code, code_verifier=verifier,
                                        headers=provider.token_request_headers())
             identity = provider.identity(client)
         except (AuthlibBaseError, ValueError, KeyError) as exc:
