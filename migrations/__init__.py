@@ -42,6 +42,7 @@ def migrate_postgres(pool: ConnectionPool) -> list[str]:
                 applied.append(path.name)
                 log.info("applied migration %s", path.name)
             conn.commit()
+            _restore_query_reader(conn)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
             conn.commit()
@@ -56,3 +57,25 @@ def migrate_mongo() -> list[str]:
         document.ensure_indexes()
         names.append(document._get_collection_name())
     return names
+
+
+def _restore_query_reader(conn) -> None:
+    """At every start, the pgQuery reader's role settings are put back to the known ones
+    (a role may change its own settings, and no privilege can forbid it)."""
+    import psycopg
+    from psycopg import sql
+
+    from aimg_app.services.pgquery import READER_ROLE_SETTINGS
+
+    role = sql.Identifier("aimg_query_reader")
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("ALTER ROLE {} RESET ALL").format(role))
+            for (db,) in conn.execute(
+                    "SELECT d.datname FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase"
+                    " WHERE s.setrole = 'aimg_query_reader'::regrole").fetchall():
+                conn.execute(sql.SQL("ALTER ROLE {} IN DATABASE {} RESET ALL").format(role, sql.Identifier(db)))
+            for name, value in READER_ROLE_SETTINGS.items():
+                conn.execute(sql.SQL("ALTER ROLE {} SET {} = {}").format(role, sql.Identifier(name), sql.Literal(value)))
+    except psycopg.errors.InsufficientPrivilege:
+        log.warning("cannot reset the settings of aimg_query_reader: the migrating role lacks CREATEROLE")

@@ -89,3 +89,84 @@ def test_admin_only_and_input_checked(sql):
     assert_error(sql("SELECT 1", headers={"X-Administration-Key": "nope"}), 403)
     assert_error(sql(""), 400, "queryText")
     assert_error(sql("SELECT 1", params="notalist"), 400, "queryParams")
+
+
+# --- nothing the reader does outlives the call -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def owner(sql, make_app):
+    """The application's own connection (the role that owns the tables), to look behind the reader."""
+    import psycopg
+
+    from aimg_app.config import load_settings
+
+    app = make_app()
+    dsn = app.extensions["aimg"].settings.postgres_dsn
+    reader_dsn = app.extensions["aimg"].settings.pgquery_dsn
+    del load_settings
+
+    def look(text, *params):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            return conn.execute(text, params).fetchall()
+
+    look.reader_dsn = reader_dsn
+    return look
+
+
+def _reader_settings(owner):
+    rows = owner("SELECT coalesce(array_to_string(setconfig, ','), '') FROM pg_db_role_setting "
+                 "WHERE setrole = 'aimg_query_reader'::regrole ORDER BY setdatabase")
+    return [r[0] for r in rows]
+
+
+@pytest.mark.parametrize("text", [
+    "SET TRANSACTION READ WRITE; SELECT lo_from_bytea(0, 'persisted'::bytea); COMMIT",
+    "COMMIT; BEGIN READ WRITE; SELECT lo_create(0); COMMIT",
+    "COMMIT; BEGIN READ WRITE; SELECT lo_creat(-1); COMMIT",
+])
+def test_large_objects_cannot_be_created(sql, owner, text):
+    before = owner("SELECT count(*) FROM pg_largeobject_metadata")[0][0]
+    sql(text)
+    assert owner("SELECT count(*) FROM pg_largeobject_metadata")[0][0] == before
+
+
+@pytest.mark.parametrize("text", [
+    "COMMIT; BEGIN READ WRITE; CREATE TEMP TABLE kept (x int); COMMIT",
+    "COMMIT; BEGIN READ WRITE; DO $$ BEGIN EXECUTE 'SELECT 1'; END $$; COMMIT",
+])
+def test_temporary_objects_and_procedural_code_are_refused(sql, text):
+    assert_error(sql(text), 400, "permission denied")
+
+
+@pytest.mark.parametrize("text", [
+    "COMMIT; BEGIN READ WRITE; ALTER ROLE aimg_query_reader SET work_mem = '1GB'; COMMIT",
+    "SET TRANSACTION READ WRITE; ALTER ROLE CURRENT_USER SET default_transaction_read_only = off; COMMIT",
+    "COMMIT; BEGIN READ WRITE; ALTER ROLE CURRENT_USER RESET ALL; COMMIT",
+    "COMMIT; BEGIN READ WRITE; ALTER ROLE CURRENT_USER IN DATABASE aimg SET search_path = evil; COMMIT",
+])
+def test_role_settings_changed_by_the_reader_do_not_persist(sql, owner, text):
+    before = _reader_settings(owner)
+    assert "default_transaction_read_only=on" in ",".join(before)
+    sql(text)
+    assert _reader_settings(owner) == before
+    assert_ok(sql("SELECT 1 AS one"))
+
+
+def test_a_password_change_by_the_reader_does_not_persist(sql, owner):
+    import psycopg
+
+    sql("COMMIT; BEGIN READ WRITE; ALTER ROLE CURRENT_USER PASSWORD 'taken-over'; COMMIT")
+    with psycopg.connect(owner.reader_dsn, connect_timeout=5) as conn:  # the configured password still logs in
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_an_endless_result_is_streamed_and_capped(sql):
+    """Only cap + 1 rows are ever fetched: an endless query answers at once, truncated."""
+    started = time.monotonic()
+    payload = assert_ok(sql("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT n FROM r"))["payload"]
+    assert payload["truncated"] is True and len(payload["rows"]) == 50
+    assert payload["rows"][-1] == {"n": 50}
+    assert time.monotonic() - started < 1.5  # well inside the 1.5 s cancellation timer
+    payload = assert_ok(sql("SELECT n FROM generate_series(1, $1::int) n", [3]))["payload"]
+    assert payload["rows"] == [{"n": 1}, {"n": 2}, {"n": 3}] and payload["truncated"] is False
