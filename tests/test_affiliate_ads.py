@@ -35,3 +35,23 @@ def test_a_third_party_provider_is_consulted(make_app):
 def test_a_disabled_plugin_serves_nothing(make_app):
     client = make_app(disabled_plugins=("affiliate_ads",)).test_client()
     assert_error(client.get("/getAffiliateAd"), 404)
+
+
+def test_a_provider_that_raises_leaves_the_other_ads_served(make_app, json_log):
+    from aimg_app.plugin_api import AffiliateAdProvider, hookimpl
+
+    class Broken(AffiliateAdProvider):
+        identifier, label = "broken_ads", "Broken"
+
+        def ads(self, domain):
+            raise RuntimeError("a bug in the plugin")
+
+    class Plugin:
+        @hookimpl
+        def register_affiliate_ad_providers(self):
+            return [Broken]
+
+    client = make_app(plugins=[Plugin()]).test_client()
+    payload = assert_ok(client.get("/getAffiliateAd"))["payload"]
+    assert payload["adLink"] == "http://localhost:3000/pro"  # the first-party ad, still served
+    assert "broken_ads" in json_log.getvalue() and "a bug in the plugin" in json_log.getvalue()
