@@ -89,6 +89,7 @@ class Settings:
     # failed password sign-ins (OWASP ASVS V6.3): past either limit, 429 until the window has passed
     login_failures_per_account: str = "10 per 15 minutes"
     login_failures_per_client: str = "100 per 15 minutes"
+    admin_key_failures_per_client: str = "50 per 15 minutes"  # wrong X-Administration-Key values
     migrate_on_start: bool = True
     disabled_plugins: tuple[str, ...] = ()
     plugin_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -179,6 +180,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "AIMG_INGEST_LOGS_RATE_LIMIT_PER_CLIENT": ("ingest_logs_rate_limit_per_client", str),
     "AIMG_LOGIN_FAILURES_PER_ACCOUNT": ("login_failures_per_account", str),
     "AIMG_LOGIN_FAILURES_PER_CLIENT": ("login_failures_per_client", str),
+    "AIMG_ADMIN_KEY_FAILURES_PER_CLIENT": ("admin_key_failures_per_client", str),
     "AIMG_MIGRATE_ON_START": ("migrate_on_start", _bool),
     "AIMG_DISABLED_PLUGINS": ("disabled_plugins", lambda v: tuple(p.strip() for p in v.split(",") if p.strip())),
     "AIMG_PLUGIN_SETTINGS": ("plugin_settings", json.loads),

@@ -105,10 +105,17 @@ def admin_name() -> str | None:
     given = request.headers.get("X-Administration-Key", "")
     found = None
     if given:
+        from .ratelimit import client_key
+        from .services import login_throttle
+
+        # Guessing keys is throttled per client like guessing passwords (then 429).
+        login_throttle.check_admin_key(resources(), client_key())
         given_digest = _digest(given)
         for name, key in resources().settings.admin_keys.items():
             if hmac.compare_digest(given_digest, _digest(key)) and found is None:
                 found = name
+        if found is None:
+            login_throttle.record_admin_key_failure(resources(), client_key())
     state["admin_name"] = found
     return found
 

@@ -112,3 +112,26 @@ def test_many_existing_sessions_of_one_client_meet_the_per_client_limit(make_app
         assert_ok(limited.get("/getSelfUser", headers=headers))
     statuses = [limited.post("/ingestLogs", json={"logs": [{"message": "m"}]}, headers=h).status_code for h in sessions]
     assert statuses == [200] * 5 + [429] * 2, statuses
+
+
+def test_guessing_admin_keys_is_throttled_per_client(make_app):
+    from tests.conftest import ADMIN_KEY
+
+    app = make_app(admin_key_failures_per_client="5 per 10 minutes")
+    guesser = app.test_client()
+    statuses = [guesser.get("/getReports", headers={"X-Administration-Key": f"guess-{i}"}).status_code for i in range(7)]
+    assert statuses == [403] * 5 + [429] * 2
+    assert_error(guesser.get("/getReports", headers={"X-Administration-Key": ADMIN_KEY}), 429, "X-Administration-Key")
+    assert assert_ok(app.test_client().get("/getReports", headers={"X-Administration-Key": ADMIN_KEY}))
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_is_the_client(make_app):
+    app = make_app(trusted_proxy_count=1, login_failures_per_client="3 per 10 minutes")
+    proxy = app.test_client()  # every request arrives from the one balancer
+
+    def attempt(forwarded):
+        return login(proxy, f"p-{uuid.uuid4().hex[:8]}@example.com", WRONG, **{"X-Forwarded-For": forwarded}).status_code
+
+    # the client prepends made-up entries; the proxy appends the address it saw (the last one)
+    assert [attempt(f"10.9.9.{i}, 203.0.113.5") for i in range(4)] == [401, 401, 401, 429]
+    assert attempt("203.0.113.6") == 401  # another client behind the same balancer

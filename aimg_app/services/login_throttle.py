@@ -1,4 +1,5 @@
-"""Failed password sign-ins, limited per account and per client (OWASP ASVS 5.0 V6.3).
+"""Failed password sign-ins, limited per account and per client (OWASP ASVS 5.0 V6.3);
+wrong admin keys, limited per client.
 
 Only failures count. Once either limit is reached every password attempt on that account
 (or from that client) is answered 429 until the moving window has room again, the right
@@ -36,3 +37,15 @@ def record_failure(resources, domain: str, email: str, client: str) -> None:
     limiter = resources.rate_limiter
     for (limit, namespace), key in zip(_limits(resources.settings), _keys(domain, email, client)):
         limiter.hit(limit, namespace, key)
+
+
+ADMIN_KEY_THROTTLED = "Too many wrong X-Administration-Key attempts from this client: please wait."
+
+
+def check_admin_key(resources, client: str) -> None:
+    if not resources.rate_limiter.test(parse(resources.settings.admin_key_failures_per_client), "admin-key-fail", client):
+        raise TooManyRequests(ADMIN_KEY_THROTTLED)
+
+
+def record_admin_key_failure(resources, client: str) -> None:
+    resources.rate_limiter.hit(parse(resources.settings.admin_key_failures_per_client), "admin-key-fail", client)
