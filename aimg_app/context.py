@@ -4,6 +4,7 @@ Views call these helpers; they read the request headers once and cache the answe
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import re
@@ -19,6 +20,7 @@ from .models.base import utcnow
 from .resources import Resources
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+LAST_SEEN_RESOLUTION = dt.timedelta(minutes=1)
 
 
 def _state() -> dict:
@@ -76,7 +78,8 @@ def current_session(create: bool = True) -> Session | None:
             session.save(force_insert=True)
         except me.NotUniqueError:  # a parallel request created it first
             session = Session.objects(id=session.id).first()
-    elif session is not None:
+    elif session is not None and utcnow() - (session.updated_date or dt.datetime.min) > LAST_SEEN_RESOLUTION:
+        # Last-seen at a minute's resolution: a read does not cost a write each time.
         Session.objects(id=session.id).update_one(set__updated_date=utcnow())
     state["session"] = session
     return session
