@@ -47,10 +47,12 @@ def test_walking_with_pagination_index_visits_every_item_once(notes):
 
 
 def test_a_page_does_not_split_items_sharing_a_timestamp(notes):
-    first = page(notes, limit=2)
-    assert first["payload"] == [] or all(p.startswith("tie-") for p in first["payload"]) or first["metadata"]["count"] <= 2
-    second = page(notes, limit=2, paginationIndex=first["metadata"]["nextPaginationIndex"])
-    assert not set(first["payload"]) & set(second["payload"])
+    # oldest first after note-28: note-29, then the three ties; a page of 2 would end on one tie
+    first = page(notes, limit=2, reversePagination="true", paginationIndex=str(BASE + 28_000))
+    assert first["payload"] == ["note-29"]
+    assert first["metadata"]["nextPaginationIndex"] == str(BASE + 29_000)
+    second = page(notes, limit=4, reversePagination="true", paginationIndex=first["metadata"]["nextPaginationIndex"])
+    assert sorted(second["payload"]) == ["tie-0", "tie-1", "tie-2"]
 
 
 def test_pagination_index_is_exclusive(notes):
