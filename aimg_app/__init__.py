@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, extra_plugins=()) -> Flask:
                                 x_proto=settings.trusted_proxy_count, x_host=settings.trusted_proxy_count)
 
     resources = Resources(settings, extra_plugins)
+    resources.collect_plugins()
     app.extensions["aimg"] = resources
     if settings.mongodb_uri:
         resources.connect_mongo()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import threading
 from functools import cached_property
+from typing import Any
 
 import mongoengine
 import pluggy
@@ -89,26 +90,39 @@ class Resources:
         return strategies.MovingWindowRateLimiter(storage.RedisStorage(self.settings.redis_url))
 
     # -- plugins -------------------------------------------------------------------------
+    def _collect(self, hook: str, kind: str) -> dict[str, Any]:
+        """Every class a ``register_*`` hook returns, instantiated once with its settings,
+        by identifier, in plugin registration order. One rule for every family: an
+        identifier is unique, and a duplicate stops the start (``create_app`` collects
+        every family), never a request."""
+        found: dict[str, Any] = {}
+        # pluggy calls the most recently registered plugin first; reversed = registration order
+        for result in reversed(getattr(self.plugins.hook, hook)()):
+            for cls in result or []:
+                if cls.identifier in found:
+                    raise ValueError(f"two plugins register the {kind} {cls.identifier!r}")
+                found[cls.identifier] = cls(self.settings.plugin_config(cls.identifier))
+        return found
+
+    def collect_plugins(self) -> None:
+        """Instantiate every plugin family now (at start-up), so a duplicate or a broken
+        constructor is found before the first request."""
+        for family in ("affiliate_ad_providers", "login_providers", "payment_processors", "workflow_templates",
+                       "generation_models", "report_queues"):
+            getattr(self, family)
+
     @cached_property
     def affiliate_ad_providers(self) -> list[AffiliateAdProvider]:
-        classes = [cls for result in self.plugins.hook.register_affiliate_ad_providers() for cls in result or []]
-        return [cls(self.settings.plugin_config(cls.identifier)) for cls in classes]
+        return list(self._collect("register_affiliate_ad_providers", "affiliate-ad provider").values())
 
     @cached_property
     def login_providers(self) -> dict[str, LoginProvider]:
-        classes = [cls for result in self.plugins.hook.register_login_providers() for cls in result or []]
-        return {cls.identifier: cls(self.settings.plugin_config(cls.identifier)) for cls in classes}
+        return self._collect("register_login_providers", "login provider")
 
     @cached_property
     def payment_processors(self) -> dict[str, PaymentProcessor]:
         """identifier -> processor instance, from every ``register_payment_processors``."""
-        found: dict[str, PaymentProcessor] = {}
-        for result in self.plugins.hook.register_payment_processors():
-            for cls in result or []:
-                if cls.identifier in found:
-                    raise RuntimeError(f"two payment processors share the identifier {cls.identifier!r}")
-                found[cls.identifier] = cls(self.settings.plugin_config(cls.identifier))
-        return found
+        return self._collect("register_payment_processors", "payment processor")
 
     @cached_property
     def secret_key(self) -> bytes:
@@ -135,24 +149,16 @@ class Resources:
     @cached_property
     def workflow_templates(self) -> dict[str, WorkflowTemplate]:
         """Every workflow template of the plugins, by identifier, in plugin order."""
-        return _unique("workflow template", [
-            cls(self.settings.plugin_config(cls.identifier))
-            for result in reversed(self.plugins.hook.register_workflow_templates()) for cls in result or []])
+        return self._collect("register_workflow_templates", "workflow template")
 
     @cached_property
     def generation_models(self) -> dict[str, GenerationModel]:
         """Every legacy generation model of the plugins, by identifier, in plugin order."""
-        return _unique("model", [
-            cls(self.settings.plugin_config(cls.identifier))
-            for result in reversed(self.plugins.hook.register_models()) for cls in result or []])
+        return self._collect("register_models", "model")
 
     @cached_property
     def report_queues(self) -> list[ReportQueue]:
-        classes = [cls for result in self.plugins.hook.register_report_queues() for cls in result or []]
-        queues: dict[str, ReportQueue] = {}
-        for cls in classes:
-            queues.setdefault(cls.identifier, cls(self.settings.plugin_config(cls.identifier)))
-        return list(queues.values())
+        return list(self._collect("register_report_queues", "report queue").values())
 
     # -- lifecycle -----------------------------------------------------------------------
     def migrate(self) -> dict[str, list[str]]:
@@ -174,11 +180,3 @@ class Resources:
             mongoengine.disconnect()
             self._mongo_connected = False
 
-
-def _unique(kind: str, things: list) -> dict:
-    found: dict = {}
-    for thing in things:
-        if thing.identifier in found:
-            raise ValueError(f"two plugins register the {kind} {thing.identifier!r}")
-        found[thing.identifier] = thing
-    return found
