@@ -19,6 +19,11 @@ def app(make_app):
                                                  "tiers": {"1001": "patreon-gold"}}})
 
 
+@pytest.fixture(scope="module", autouse=True)
+def gold_plan(app):
+    create_plan(app.test_client(), tier=3, providers=("patreon",), product_id="patreon-gold")
+
+
 def iso(days: float) -> str:
     return (dt.datetime.now(dt.UTC) + dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.000+00:00")
 
@@ -31,7 +36,6 @@ def deliver(client, trigger: str, body: str, secret: str = SECRET):
 
 def test_pledge_renewal_delete_and_refund(services, client):
     user = sign_up(client)
-    create_plan(client, tier=3, providers=("patreon",), product_id="patreon-gold")
     plans = assert_ok(client.get("/getBillingPlans"))["payload"]
     [link] = [p for p in plans if p["prices"][0]["productID"] == "patreon-gold"][0]["prices"][0]["paymentProviders"]
     assert link["paymentUrl"] == "https://www.patreon.com/checkout/aimgcreator?rid=1001"

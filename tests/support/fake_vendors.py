@@ -145,7 +145,7 @@ class FakeStripe(FakeServer):
     @staticmethod
     def invoice_paid(sub_id: str, user_id: str, product_id: str, period_end: int, created: int, reason: str,
                      payment_intent: str) -> dict:
-        return {"id": f"in_{uuid.uuid4().hex[:12]}", "object": "invoice", "subscription": sub_id,
+        return {"id": f"in_{uuid.uuid4().hex[:12]}", "object": "invoice", "status": "paid", "subscription": sub_id,
                 "billing_reason": reason, "customer": "cus_123", "payment_intent": payment_intent,
                 "amount_paid": 999, "currency": "usd", "created": created,
                 "subscription_details": {"metadata": {"userId": user_id, "productId": product_id}},
@@ -212,12 +212,13 @@ class FakePayPal(FakeServer):
                   and self.issued.get(body["transmission_id"] + ":body") == event)
             return 200, {"verification_status": "SUCCESS" if ok else "FAILURE"}
 
-    def sign(self, event_json: str) -> dict:
+    def sign(self, event_json: str, sent_at: float | None = None) -> dict:
         transmission = str(uuid.uuid4())
         signature = base64.b64encode(hashlib.sha256(f"{transmission}{event_json}".encode()).digest()).decode()
         self.issued[transmission] = signature
         self.issued[transmission + ":body"] = json.dumps(json.loads(event_json), sort_keys=True)
-        return {"PAYPAL-TRANSMISSION-ID": transmission, "PAYPAL-TRANSMISSION-TIME": "2026-01-01T00:00:00Z",
+        sent = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if sent_at is None else sent_at))
+        return {"PAYPAL-TRANSMISSION-ID": transmission, "PAYPAL-TRANSMISSION-TIME": sent,
                 "PAYPAL-TRANSMISSION-SIG": signature, "PAYPAL-AUTH-ALGO": "SHA256withRSA",
                 "PAYPAL-CERT-URL": "https://api.paypal.com/v1/notifications/certs/CERT-360caa42",
                 "Content-Type": "application/json"}
