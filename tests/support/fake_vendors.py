@@ -328,12 +328,14 @@ class FakeNmi(FakeServer):
 
 
 class FakeG2A(FakeServer):
-    """G2A PAY's createQuote (the quote hash is checked) and IPN builders."""
+    """G2A PAY's createQuote (the quote hash is checked), its REST transaction lookup
+    (``Authorization: api_hash; SHA-256(api_hash + merchant_email + secret)``) and IPN builders."""
 
-    def __init__(self, api_hash: str, secret: str):
+    def __init__(self, api_hash: str, secret: str, merchant_email: str = "merchant@example.com"):
         super().__init__()
-        self.api_hash, self.secret = api_hash, secret
+        self.api_hash, self.secret, self.merchant_email = api_hash, secret, merchant_email
         self.quotes: dict[str, dict] = {}
+        self.transactions: dict[str, dict] = {}
 
         @self.route("POST", r"/index/createQuote")
         def quote(seen, _m):
@@ -345,9 +347,23 @@ class FakeG2A(FakeServer):
             self.quotes[token] = form
             return 200, {"status": "ok", "token": token}
 
-    def ipn(self, order_id: str, amount: str, status: str, completed: str, secret: str | None = None) -> dict:
+        @self.route("GET", r"/rest/transactions/(?P<id>[^/]+)")
+        def transaction(seen, m):
+            token = hashlib.sha256((self.api_hash + self.merchant_email + self.secret).encode()).hexdigest()
+            if seen.headers.get("authorization") != f"{self.api_hash}; {token}":
+                return 401, {"status": "ERROR", "message": "Authorization failed"}
+            if m["id"] not in self.transactions:
+                return 404, {"status": "ERROR", "message": "Transaction not found"}
+            return 200, self.transactions[m["id"]]
+
+    def ipn(self, order_id: str, amount: str, status: str, completed: str, secret: str | None = None,
+            record: bool = True) -> dict:
+        """A signed IPN; ``record`` makes G2A PAY's own record of the transaction say the same."""
         transaction = str(uuid.uuid5(uuid.NAMESPACE_URL, order_id))
         digest = hashlib.sha256(f"{transaction}{order_id}{amount}{secret or self.secret}".encode()).hexdigest()
+        if record:
+            self.transactions[transaction] = {"transactionId": transaction, "userOrderId": order_id,
+                                              "amount": float(amount), "currency": "USD", "status": status}
         return {"type": "payment", "transactionId": transaction, "userOrderId": order_id, "amount": amount,
                 "currency": "USD", "status": status, "orderCreatedAt": completed, "orderCompleteAt": completed,
                 "refundedAmount": "0", "provisionAmount": "0", "hash": digest}
