@@ -324,6 +324,33 @@ class FakeNmi(FakeServer):
         return payload, {"Webhook-Signature": f"t={nonce},s={mac}", "Content-Type": "application/json"}
 
 
+# --- CCBill -------------------------------------------------------------------------------
+
+
+class FakeCCBill(FakeServer):
+    """CCBill's DataLink subscription management (``viewSubscriptionStatus``, CSV answer)."""
+
+    FIELDS = ("cancelDate", "chargebacksIssued", "expirationDate", "numberOfRebills", "recurringSubscription",
+              "refundsIssued", "signupDate", "subscriptionStatus", "timesRebilled", "voidsIssued")
+
+    def __init__(self, accnum: str, username: str, password: str):
+        super().__init__()
+        self.accnum, self.username, self.password = accnum, username, password
+        self.statuses: dict[str, str] = {}  # subscription id -> "0" inactive, "1" cancelled, "2" active
+
+        @self.route("GET", r"/utils/subscriptionManagement.cgi")
+        def manage(seen, _m):
+            q = seen.query
+            if (q.get("clientAccnum"), q.get("username"), q.get("password")) != (self.accnum, self.username,
+                                                                                 self.password):
+                return 200, '"results"\n"-1"\n', {"Content-Type": "text/plain"}
+            if q.get("action") != "viewSubscriptionStatus" or q.get("subscriptionId") not in self.statuses:
+                return 200, '"results"\n"0"\n', {"Content-Type": "text/plain"}
+            values = ("", "0", "", "99", "1", "0", "20260101120000", self.statuses[q["subscriptionId"]], "0", "0")
+            line = lambda items: ",".join(f'"{v}"' for v in items)  # noqa: E731
+            return 200, f"{line(self.FIELDS)}\n{line(values)}\n", {"Content-Type": "text/plain"}
+
+
 # --- G2A PAY ------------------------------------------------------------------------------
 
 
