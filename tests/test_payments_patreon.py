@@ -84,3 +84,18 @@ def test_bad_signatures_are_refused(client):
     assert_error(deliver(client, "members:pledge:create", paid, secret="not-the-secret"), 400)
     assert_error(client.post("/webhooks/patreon", data=paid, headers={"X-Patreon-Event": "members:create"}), 400)
     assert self_user(client, user)["tier"] == 0
+
+
+def test_a_notification_forged_from_a_join_link_is_refused(client):
+    user = sign_up(client)
+    plans = assert_ok(client.get("/getBillingPlans", headers=user["headers"]))["payload"]
+    [link] = [p for p in plans if p["prices"][0]["productID"] == "patreon-gold"][0]["prices"][0]["paymentProviders"]
+    paid = patreon_member("m-link", "pu-link", user["email"], "active_patron", "1001", iso(30), iso(0))
+    for secret in (link["paymentUrl"], "aimgcreator", "1001"):
+        assert_error(deliver(client, "members:pledge:create", paid, secret=secret), 400)
+    assert_error(client.post("/webhooks/patreon", data=paid, headers={
+        "X-Patreon-Signature": patreon_signature(SECRET, paid.encode()), "Content-Type": "application/json"}), 400)
+    assert_error(deliver(client, "members:gift", paid), 400)
+    unpaid = patreon_member("m-link", "pu-link", user["email"], "active_patron", "1001", iso(30), iso(0), "Declined")
+    assert_ok(deliver(client, "members:pledge:create", unpaid))
+    assert self_user(client, user)["tier"] == 0

@@ -319,9 +319,12 @@ class FakeNmi(FakeServer):
 
     def webhook(self, event_type: str, body: dict, event_id: str | None = None, key: str | None = None):
         payload = json.dumps({"event_id": event_id or str(uuid.uuid4()), "event_type": event_type, "event_body": body})
-        nonce = uuid.uuid4().hex[:16]
+        signature = self.webhook_signature(payload, uuid.uuid4().hex[:16], key)
+        return payload, {"Webhook-Signature": signature, "Content-Type": "application/json"}
+
+    def webhook_signature(self, payload: str, nonce: str, key: str | None = None) -> str:
         mac = hmac.new((key or self.signing_key).encode(), f"{nonce}.{payload}".encode(), hashlib.sha256).hexdigest()
-        return payload, {"Webhook-Signature": f"t={nonce},s={mac}", "Content-Type": "application/json"}
+        return f"t={nonce},s={mac}"
 
 
 # --- CCBill -------------------------------------------------------------------------------
