@@ -40,6 +40,7 @@ from aimg_app.plugin_api import (
     RENEWED,
     STARTED,
     InvalidSignature,
+    MalformedWebhook,
     PaymentError,
     PaymentProcessor,
     SubscriptionEvent,
@@ -111,7 +112,7 @@ class CCBillProcessor(PaymentProcessor):
         [event_type] = required(request.args, "eventType")
         data = request.json() if request.body[:1] in (b"{", b"[") else dict(request.form)
         if not isinstance(data, dict):
-            raise ValueError("the body is not an object")
+            raise MalformedWebhook("the body is not an object")
         if event_type not in ("NewSaleSuccess", "RenewalSuccess", "Cancellation", "Expiration", "Refund",
                               "Chargeback", "Void"):
             return WebhookResult(event_id=f"{event_type}:{data.get('transactionId') or data.get('timestamp') or ''}:"

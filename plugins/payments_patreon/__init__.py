@@ -31,7 +31,6 @@ from aimg_app.plugin_api import (
     required,
 )
 
-
 TRIGGERS = ("members:create", "members:update", "members:delete", "members:pledge:create", "members:pledge:update",
             "members:pledge:delete")
 

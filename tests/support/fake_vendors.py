@@ -350,8 +350,8 @@ class FakeCCBill(FakeServer):
             if q.get("action") != "viewSubscriptionStatus" or q.get("subscriptionId") not in self.statuses:
                 return 200, '"results"\n"0"\n', {"Content-Type": "text/plain"}
             values = ("", "0", "", "99", "1", "0", "20260101120000", self.statuses[q["subscriptionId"]], "0", "0")
-            line = lambda items: ",".join(f'"{v}"' for v in items)  # noqa: E731
-            return 200, f"{line(self.FIELDS)}\n{line(values)}\n", {"Content-Type": "text/plain"}
+            rows = "\n".join(",".join(f'"{v}"' for v in items) for items in (self.FIELDS, values))
+            return 200, rows + "\n", {"Content-Type": "text/plain"}
 
 
 # --- G2A PAY ------------------------------------------------------------------------------
