@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+import json
 from urllib.parse import quote
 
 import pytest
@@ -67,3 +70,15 @@ def test_forged_arkpay_webhook_is_refused(client, fake):
     body, headers = fake.webhook("tx-1", "REFUNDED", dt.datetime.now(dt.UTC).isoformat())
     assert_error(client.post("/webhooks/arkpay", data=body, headers={**headers, "Signature": "0" * 64}), 400)
     assert_error(client.post("/webhooks/arkpay", data=body.replace("tx-1", "tx-2"), headers=headers), 400)
+
+
+def test_a_notification_forged_from_a_card_page_link_is_refused(client, fake):
+    product = create_plan(client, tier=2, providers=("arkpay",))["prices"][0]["productID"]
+    plans = assert_ok(client.get(f"/getBillingPlans?paymentURL={quote('http://localhost:3000/card', safe='')}"))["payload"]
+    [link] = [p for p in plans if p["prices"][0]["productID"] == product][0]["prices"][0]["paymentProviders"]
+    body, headers = fake.webhook("tx-link", "REFUNDED", dt.datetime.now(dt.UTC).isoformat())
+    for signature in (link["paymentUrl"], product, hmac.new(product.encode(), body.encode(), hashlib.sha256).hexdigest()):
+        assert_error(client.post("/webhooks/arkpay", data=body, headers={**headers, "Signature": signature}), 400)
+    statusless = json.dumps({"transaction": {"id": "tx-link"}, "createdAt": dt.datetime.now(dt.UTC).isoformat()})
+    signature = hmac.new(SECRET.encode(), statusless.encode(), hashlib.sha256).hexdigest()
+    assert_error(client.post("/webhooks/arkpay", data=statusless, headers={"Signature": signature}), 400, "malformed")

@@ -77,3 +77,16 @@ def test_sync_with_injected_cookies(app, client, fake):
         assert len(fake.seen) == calls
     me = self_user(client, user)
     assert me["tier"] == 2 and "nextBillingDate" not in me["subscriptions"][0]
+
+
+def test_a_notification_forged_from_a_level_link_is_refused(client):
+    """Boosty sends no webhooks: only the sync with the admin's cookies changes a tier."""
+    user = sign_up(client)
+    create_plan(client, tier=2, providers=("boosty",), product_id="boosty-link")
+    plans = assert_ok(client.get("/getBillingPlans", headers=user["headers"]))["payload"]
+    assert not [p for p in plans if p["prices"][0]["productID"] == "boosty-link"][0]["prices"][0]["paymentProviders"]
+    url = "https://boosty.to/sexyai/purchase/42?ssource=DIRECT&share_to=pay"  # the link of a mapped level
+    forged = {"id": 501, "email": user["email"], "subscribed": True, "level": {"id": 42}, "link": url}
+    assert_error(client.post("/webhooks/boosty", json=forged), 404)
+    assert_error(client.get(f"/webhooks/boosty?email={user['email']}&level=42"), 404)
+    assert self_user(client, user)["tier"] == 0

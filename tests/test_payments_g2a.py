@@ -22,7 +22,8 @@ def fake():
 
 @pytest.fixture(scope="module")
 def app(make_app, fake):
-    return make_app(plugin_settings={"g2a": {"api_hash": API_HASH, "api_secret": SECRET, "api_base": fake.url}})
+    return make_app(plugin_settings={"g2a": {"api_hash": API_HASH, "api_secret": SECRET, "api_base": fake.url,
+                                             "rest_base": fake.url, "merchant_email": "merchant@example.com"}})
 
 
 def test_quote_ipn_and_refund(client, fake):
@@ -41,6 +42,34 @@ def test_quote_ipn_and_refund(client, fake):
     me = self_user(client, user)
     assert me["tier"] == 1 and me["merchantProcessor"] == "g2a" and "nextBillingDate" not in me["subscriptions"][0]
     assert_ok(client.post("/webhooks/g2a", data=fake.ipn(quote["order_id"], "9.99", "refunded", now)))
+    assert self_user(client, user)["tier"] == 0
+
+
+def buy(client, fake, user, tier=2):
+    product = create_plan(client, tier=tier, providers=("g2a",))["prices"][0]["productID"]
+    plans = assert_ok(client.get("/getBillingPlans", headers=user["headers"]))["payload"]
+    [link] = [p for p in plans if p["prices"][0]["productID"] == product][0]["prices"][0]["paymentProviders"]
+    url = urlsplit(link["paymentUrl"])
+    gateway = client.get(f"{url.path}?{url.query}").headers["Location"]
+    [order] = [q["order_id"] for t, q in fake.quotes.items() if gateway.endswith(t)]
+    return link["paymentUrl"], gateway, order
+
+
+def test_an_ipn_forged_from_a_payment_link_is_refused(client, fake):
+    """Everything the buyer holds (our checkout token, G2A's gateway token) signs no IPN; and
+    since G2A's hash does not cover the status, a genuine IPN's status changed to
+    ``complete`` is refused because G2A PAY's API says otherwise."""
+    user = sign_up(client)
+    link, gateway, order = buy(client, fake, user)
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    forged = fake.ipn(order, "9.99", "complete", now, record=False)
+    for fake_hash in (gateway.rsplit("=", 1)[1], link.rsplit("t=", 1)[1], link.rsplit(".", 1)[1]):
+        assert_error(client.post("/webhooks/g2a", data={**forged, "hash": fake_hash}), 400)
+    assert_error(client.post("/webhooks/g2a", data=forged), 400)  # right hash, but G2A has no such payment
+    cancelled = fake.ipn(order, "9.99", "canceled", now)
+    assert_ok(client.post("/webhooks/g2a", data=cancelled))
+    assert_error(client.post("/webhooks/g2a", data={**cancelled, "status": "complete"}), 400)
+    assert_error(client.post("/webhooks/g2a", data={k: v for k, v in cancelled.items() if k != "status"}), 400)
     assert self_user(client, user)["tier"] == 0
 
 

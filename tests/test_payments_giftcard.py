@@ -29,3 +29,17 @@ def test_admin_grant_is_the_admin_processor(client, user):
         "productId": "press", "email": user["email"], "tier": 2, "isActive": True}))
     me = self_user(client, user)
     assert me["merchantProcessor"] == "admin" and me["subscriptions"][0]["productID"] == "press"
+
+
+@pytest.mark.parametrize("processor", ["giftcard", "admin"])
+def test_a_notification_forged_from_the_shop_link_is_refused(client, processor):
+    """Gift cards and admin grants take no webhooks: a post naming the shop link and a tier
+    changes nothing."""
+    from tests.conftest import assert_error, sign_up
+
+    buyer = sign_up(client)
+    forged = {"link": "https://shop.example/giftcards", "email": buyer["email"], "userId": buyer["user_id"],
+              "tier": 3, "status": "paid"}
+    assert_error(client.post(f"/webhooks/{processor}", json=forged), 404)
+    assert_error(client.post(f"/webhooks/{processor}", data=forged), 404)
+    assert self_user(client, buyer)["tier"] == 0

@@ -25,9 +25,13 @@ def event(kind, email, tx_id=None):
     return json.dumps({"event": kind, "transaction": json.dumps(tx), "transactionObject": tx})
 
 
+@pytest.fixture(scope="module", autouse=True)
+def plan(app):
+    create_plan(app.test_client(), tier=2, providers=("helio",), product_id="helio-1")
+
+
 def test_paylink_payment_and_end(client):
     user = sign_up(client)
-    create_plan(client, tier=2, providers=("helio",), product_id="helio-1")
     plans = assert_ok(client.get("/getBillingPlans"))["payload"]
     [link] = [p for p in plans if p["prices"][0]["productID"] == "helio-1"][0]["prices"][0]["paymentProviders"]
     assert link["paymentUrl"] == "https://app.hel.io/pay/65dc9f" and link["paymentLabel"] == "Pay with Crypto (Helio)"
@@ -46,4 +50,22 @@ def test_a_wrong_token_is_refused(client):
     body = event("CREATED", user["email"])
     assert_error(client.post("/webhooks/helio", data=body, headers={"Authorization": "Bearer guess"}), 400)
     assert_error(client.post("/webhooks/helio", data=body), 400)
+    assert self_user(client, user)["tier"] == 0
+
+
+def test_a_notification_forged_from_a_pay_link_is_refused(client):
+    user = sign_up(client)
+    plans = assert_ok(client.get("/getBillingPlans", headers=user["headers"]))["payload"]
+    [link] = [p for p in plans if p["prices"][0]["productID"] == "helio-1"][0]["prices"][0]["paymentProviders"]
+    body = event("CREATED", user["email"])
+    for token in (link["paymentUrl"], link["paymentUrl"].rsplit("/", 1)[1]):
+        assert_error(client.post("/webhooks/helio", data=body, headers={"Authorization": f"Bearer {token}"}), 400)
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    unstated = json.loads(body)
+    del unstated["transactionObject"]["meta"]["transactionStatus"]
+    assert_error(client.post("/webhooks/helio", data=json.dumps(unstated), headers=headers), 400, "malformed")
+    failed = json.loads(body)
+    failed["transactionObject"]["meta"]["transactionStatus"] = "FAILED"
+    assert_ok(client.post("/webhooks/helio", data=json.dumps(failed), headers=headers))
+    assert_error(client.post("/webhooks/helio", data=json.dumps({**failed, "event": "GIFTED"}), headers=headers), 400)
     assert self_user(client, user)["tier"] == 0

@@ -3,6 +3,8 @@ Webhook-Signature (HMAC-SHA256 of nonce.body), renewal, cancellation, refund."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+from urllib.parse import quote
 
 import pytest
 
@@ -27,6 +29,11 @@ def app(make_app, fake):
                                              "plans": {"nmi-monthly": "plan-1"}}})
 
 
+@pytest.fixture(scope="module", autouse=True)
+def monthly_plan(app):
+    create_plan(app.test_client(), tier=1, providers=("nmi",), product_id="nmi-monthly")
+
+
 CARD = {"merchantProcessor": "nmi", "productID": "nmi-monthly", "cardNumber": "4111111111111111",
         "cardHolderName": "Alan Turing", "expirationMonth": 6, "expirationYear": utcnow().year + 3,
         "securityCode": "123"}
@@ -34,7 +41,6 @@ CARD = {"merchantProcessor": "nmi", "productID": "nmi-monthly", "cardNumber": "4
 
 def test_subscribe_renew_cancel_refund(client, fake):
     user = sign_up(client)
-    create_plan(client, tier=1, providers=("nmi",), product_id="nmi-monthly")
     assert_ok(client.post("/processCardSubscription", json=CARD, headers=user["headers"]))
     [sub_id] = list(fake.subscriptions)
     me = self_user(client, user)
@@ -59,3 +65,22 @@ def test_forged_nmi_webhook_is_refused(client, fake):
     body, headers = fake.webhook("transaction.refund.success", {"original_transaction_id": "x"}, key="wrong-key")
     assert_error(client.post("/webhooks/nmi", data=body, headers=headers), 400)
     assert_error(client.post("/webhooks/nmi", data=body, headers={"Content-Type": "application/json"}), 400)
+
+
+def test_a_notification_forged_from_a_card_page_link_is_refused(client, fake):
+    user = sign_up(client)
+    plans = assert_ok(client.get(f"/getBillingPlans?paymentURL={quote('http://localhost:3000/card', safe='')}",
+                                 headers=user["headers"]))["payload"]
+    [link] = [p for p in plans if p["prices"][0]["productID"] == "nmi-monthly"][0]["prices"][0]["paymentProviders"]
+    body, genuine = fake.webhook("transaction.sale.success", {"transaction_id": "t-forged", "subscription": {
+        "subscription_id": "sub-forged", "next_charge_date": "20991231"}})
+    for header in (f"t={link['paymentUrl']},s={link['paymentUrl']}", "t=nmi-monthly,s=" + "0" * 64,
+                   genuine["Webhook-Signature"].replace("t=", "t=0")):
+        assert_error(client.post("/webhooks/nmi", data=body, headers={"Webhook-Signature": header,
+                                                                      "Content-Type": "application/json"}), 400)
+    unsigned_fields, headers = fake.webhook("transaction.sale.success", {})
+    stripped = json.dumps({k: v for k, v in json.loads(unsigned_fields).items() if k != "event_id"})
+    nonce = headers["Webhook-Signature"].split(",")[0][2:]
+    resigned = fake.webhook_signature(stripped, nonce)
+    assert_error(client.post("/webhooks/nmi", data=stripped, headers={"Webhook-Signature": resigned}), 400, "malformed")
+    assert self_user(client, user)["tier"] == 0

@@ -19,6 +19,11 @@ def app(make_app):
                                                  "tiers": {"1001": "patreon-gold"}}})
 
 
+@pytest.fixture(scope="module", autouse=True)
+def gold_plan(app):
+    create_plan(app.test_client(), tier=3, providers=("patreon",), product_id="patreon-gold")
+
+
 def iso(days: float) -> str:
     return (dt.datetime.now(dt.UTC) + dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.000+00:00")
 
@@ -31,7 +36,6 @@ def deliver(client, trigger: str, body: str, secret: str = SECRET):
 
 def test_pledge_renewal_delete_and_refund(services, client):
     user = sign_up(client)
-    create_plan(client, tier=3, providers=("patreon",), product_id="patreon-gold")
     plans = assert_ok(client.get("/getBillingPlans"))["payload"]
     [link] = [p for p in plans if p["prices"][0]["productID"] == "patreon-gold"][0]["prices"][0]["paymentProviders"]
     assert link["paymentUrl"] == "https://www.patreon.com/checkout/aimgcreator?rid=1001"
@@ -79,4 +83,19 @@ def test_bad_signatures_are_refused(client):
     paid = patreon_member("m-3", "pu-3", user["email"], "active_patron", "1001", iso(30), iso(0))
     assert_error(deliver(client, "members:pledge:create", paid, secret="not-the-secret"), 400)
     assert_error(client.post("/webhooks/patreon", data=paid, headers={"X-Patreon-Event": "members:create"}), 400)
+    assert self_user(client, user)["tier"] == 0
+
+
+def test_a_notification_forged_from_a_join_link_is_refused(client):
+    user = sign_up(client)
+    plans = assert_ok(client.get("/getBillingPlans", headers=user["headers"]))["payload"]
+    [link] = [p for p in plans if p["prices"][0]["productID"] == "patreon-gold"][0]["prices"][0]["paymentProviders"]
+    paid = patreon_member("m-link", "pu-link", user["email"], "active_patron", "1001", iso(30), iso(0))
+    for secret in (link["paymentUrl"], "aimgcreator", "1001"):
+        assert_error(deliver(client, "members:pledge:create", paid, secret=secret), 400)
+    assert_error(client.post("/webhooks/patreon", data=paid, headers={
+        "X-Patreon-Signature": patreon_signature(SECRET, paid.encode()), "Content-Type": "application/json"}), 400)
+    assert_error(deliver(client, "members:gift", paid), 400)
+    unpaid = patreon_member("m-link", "pu-link", user["email"], "active_patron", "1001", iso(30), iso(0), "Declined")
+    assert_ok(deliver(client, "members:pledge:create", unpaid))
     assert self_user(client, user)["tier"] == 0

@@ -3,6 +3,7 @@ subscription checkout, webhooks verified by PayPal's verification call, cancella
 from __future__ import annotations
 
 import datetime as dt
+import time
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -28,6 +29,11 @@ def app(make_app, fake):
                                                 "plans": {"pp-monthly": "P-MONTHLY"}}})
 
 
+@pytest.fixture(scope="module", autouse=True)
+def monthly_plan(app):
+    create_plan(app.test_client(), tier=1, providers=("paypal",), product_id="pp-monthly")
+
+
 def iso(days: float) -> str:
     return (dt.datetime.now(dt.UTC) + dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -38,7 +44,6 @@ def deliver(client, fake, payload: str, headers=None):
 
 def test_buy_renew_cancel_refund(client, fake):
     user = sign_up(client)
-    create_plan(client, tier=1, providers=("paypal",), product_id="pp-monthly")
     plans = assert_ok(client.get("/getBillingPlans", headers=user["headers"]))["payload"]
     assert not any(p["prices"][0]["paymentProviders"] for p in plans if p["prices"][0]["productID"] == "pp-monthly"), \
         "without redirectURL PayPal offers no link"
@@ -60,14 +65,14 @@ def test_buy_renew_cancel_refund(client, fake):
         "billing_info": {"next_billing_time": iso(30)}}, iso(-0.003))
     assert_ok(deliver(client, fake, activated))
     sale = fake.event("PAYMENT.SALE.COMPLETED", {"id": "SALE-1", "billing_agreement_id": sub_id,
-                                                 "amount": {"total": "9.99", "currency": "USD"}}, iso(-0.002))
+                                                 "amount": {"total": "9.99", "currency": "USD"}, "state": "completed"}, iso(-0.002))
     assert_ok(deliver(client, fake, sale))
     me = self_user(client, user)
     assert me["tier"] == 1 and me["merchantProcessor"] == "paypal" and me["subscriptions"][0]["payerID"] == "PAYER1"
 
     fake.subscriptions[sub_id]["billing_info"] = {"next_billing_time": iso(60)}
     renewal = fake.event("PAYMENT.SALE.COMPLETED", {"id": "SALE-2", "billing_agreement_id": sub_id,
-                                                    "amount": {"total": "9.99", "currency": "USD"}}, iso(-0.001))
+                                                    "amount": {"total": "9.99", "currency": "USD"}, "state": "completed"}, iso(-0.001))
     assert_ok(deliver(client, fake, renewal))
     assert self_user(client, user)["tierExpiration"][:10] == iso(60)[:10]
     assert assert_ok(deliver(client, fake, renewal))["payload"]["outcome"] == "duplicate"
@@ -92,4 +97,28 @@ def test_unverified_deliveries_are_refused(client, fake):
     assert_error(deliver(client, fake, activated.replace("I-FORGED", "I-FORGED2"), headers=headers), 400)
     assert_error(deliver(client, fake, activated, headers={**headers, "PAYPAL-TRANSMISSION-SIG": "AAAA"}), 400)
     assert_error(deliver(client, fake, activated, headers={"Content-Type": "application/json"}), 400)
+    assert_error(deliver(client, fake, activated, headers=fake.sign(activated, sent_at=time.time() - 5 * 86400)), 400)
+    assert self_user(client, user)["tier"] == 0
+
+
+def test_a_notification_forged_from_a_checkout_link_is_refused(client, fake):
+    user = sign_up(client)
+    product = f"pp-link-{user['user_id'][:6]}"
+    create_plan(client, tier=2, providers=("paypal",), product_id=product)
+    back = quote("http://localhost:3000/thanks")
+    plans = assert_ok(client.get(f"/getBillingPlans?redirectURL={back}", headers=user["headers"]))["payload"]
+    assert not [p for p in plans if p["prices"][0]["productID"] == product][0]["prices"][0]["paymentProviders"], \
+        "a product without a PayPal plan has no link"
+    plans = assert_ok(client.get(f"/getBillingPlans?redirectURL={back}", headers=user["headers"]))["payload"]
+    [link] = [p for p in plans if p["prices"][0]["productID"] == "pp-monthly"][0]["prices"][0]["paymentProviders"]
+    token = urlsplit(link["paymentUrl"]).query.split("t=", 1)[1]
+    activated = fake.event("BILLING.SUBSCRIPTION.ACTIVATED", {
+        "id": "I-LINK", "plan_id": "P-MONTHLY", "custom_id": user["user_id"], "status": "ACTIVE",
+        "billing_info": {"next_billing_time": iso(30)}}, iso(0))
+    genuine = fake.sign(activated)
+    for forged in ({**genuine, "PAYPAL-TRANSMISSION-SIG": token}, {**genuine, "PAYPAL-TRANSMISSION-ID": token},
+                   {**genuine, "PAYPAL-TRANSMISSION-SIG": token.rsplit(".", 1)[1]}):
+        assert_error(deliver(client, fake, activated, headers=forged), 400)
+    pending = activated.replace('"status": "ACTIVE"', '"status": "APPROVAL_PENDING"')
+    assert_error(deliver(client, fake, pending, headers=fake.sign(pending)), 400, "malformed")
     assert self_user(client, user)["tier"] == 0

@@ -107,10 +107,38 @@ def test_one_time_payment_gives_a_lifetime_tier(client, fake):
     now = int(time.time())
     session = {"id": "cs_life_" + user["user_id"][:6], "object": "checkout.session", "mode": "payment",
                "client_reference_id": user["user_id"], "metadata": {"userId": user["user_id"], "productId": product},
-               "payment_intent": "pi_life", "customer": "cus_9"}
+               "payment_intent": "pi_life", "customer": "cus_9", "payment_status": "unpaid"}
+    # a delayed payment method: the session completes before the money arrives
     assert_ok(deliver(client, fake, fake.event("checkout.session.completed", session, now)))
+    assert self_user(client, user)["tier"] == 0
+    paid = {**session, "payment_status": "paid"}
+    assert_ok(deliver(client, fake, fake.event("checkout.session.async_payment_succeeded", paid, now + 1)))
     me = self_user(client, user)
     assert me["tier"] == 1 and "tierExpiration" not in me
+
+
+def test_a_notification_forged_from_a_checkout_link_is_refused(app, client, fake):
+    """The buyer's link is our own signed token (its own key and format): nothing in it
+    signs a Stripe event, however it is cut up."""
+    user = sign_up(client)
+    product = create_plan(client, tier=3, providers=("stripe",))["prices"][0]["productID"]
+    [plan] = [p for p in assert_ok(client.get("/getBillingPlans", headers=user["headers"]))["payload"]
+              if p["prices"][0]["productID"] == product]
+    token = urlsplit(plan["prices"][0]["paymentProviders"][0]["paymentUrl"]).query.split("t=", 1)[1]
+    payload_part, stamp, mac = token.rsplit(".", 2)
+    now = int(time.time())
+    paid = fake.event("invoice.paid", fake.invoice_paid("sub_link", user["user_id"], product, now + 86400, now,
+                                                        "subscription_create", "pi_link"), now)
+    for header in (f"t={now},v1={mac}", f"t={stamp},v1={token}", token,
+                   f"t={now},v1={fake.sign(payload_part, secret=token).split('v1=')[1]}"):
+        assert_error(client.post("/webhooks/stripe", data=paid,
+                                 headers={"Stripe-Signature": header, "Content-Type": "application/json"}), 400)
+    assert_error(client.post("/webhooks/stripe", data=token, headers={"Stripe-Signature": fake.sign(token, secret=token)}),
+                 400)
+    unpaid = json.loads(paid)
+    unpaid["data"]["object"]["status"] = "open"
+    assert_error(deliver(client, fake, json.dumps(unpaid)), 400, "malformed")  # signed, but not a paid invoice
+    assert self_user(client, user)["tier"] == 0
 
 
 def test_checkout_link_needs_a_signed_in_buyer(client):

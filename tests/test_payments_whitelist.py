@@ -31,3 +31,16 @@ def test_whitelisted_emails_get_their_tier(app, client):
     assert self_user(client, former)["tier"] == 0
     rows = ledger_rows(app, "whitelist")
     assert [r["status"] for r in rows].count("applied") == 2 and len(rows) == 2
+
+
+def test_a_notification_forged_for_the_whitelist_is_refused(app, client):
+    """Only the configured list grants: nothing posted to the whitelist's webhook does."""
+    from tests.conftest import assert_error
+
+    user = sign_up(client)
+    before = len(ledger_rows(app, "whitelist"))
+    forged = {"email": user["email"], "tier": 3, "until": "2099-01-01T00:00:00Z"}
+    assert_error(client.post("/webhooks/whitelist", json=forged), 404)
+    assert_error(client.get(f"/webhooks/whitelist?email={user['email']}&tier=3"), 404)
+    assert self_user(client, user)["tier"] == 0
+    assert len(ledger_rows(app, "whitelist")) == before

@@ -3,6 +3,9 @@ vendors call: ``/webhooks/<processor>`` and the checkout links ``/checkout/<proc
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import re
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import Response, redirect, request
 from marshmallow import Schema, fields, validate
@@ -11,7 +14,7 @@ from .. import context
 from ..envelope import ok
 from ..errors import BadRequest, Forbidden, NotFound
 from ..models.base import iso, utcnow
-from ..plugin_api import InvalidSignature, WebhookRequest
+from ..plugin_api import InvalidSignature, MalformedWebhook, WebhookRequest
 from ..ratelimit import client_key, limiter
 from ..services import giftcards as giftcards_service
 from ..services import ledger, sealing
@@ -19,6 +22,8 @@ from ..services import memberships as memberships_service
 from ..services import plans as plans_service
 from ..services.users import normalize_email
 from .base import Blueprint, admin_only, envelope, success_schema
+
+log = logging.getLogger("aimg.billing")
 
 blp = Blueprint("billing", __name__, url_prefix="/", description="Premium Membership Management.")
 
@@ -32,6 +37,9 @@ CURRENCY_TYPES = ["fiat", "crypto", "other", "none"]
 TIER = validate.Range(min=1, max=9)
 CHECKOUT_TOKEN_AGE_S = 24 * 3600
 _SHORT = validate.Length(min=1, max=200)
+# Characters a front-end URL never needs raw (they must be percent-encoded): controls, space,
+# quotes, angle brackets, backslash and the other RFC 3986 "unwise" ones; "%" only as an escape.
+_URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f\\\"'<>`{}|^]|%(?![0-9A-Fa-f]{2})")
 
 
 # --- schemas ------------------------------------------------------------------------------
@@ -169,15 +177,26 @@ def _base_url() -> str:
 
 
 def _front_end_url(name: str, value: str | None) -> str | None:
-    """redirectURL/paymentURL must lead back to one of the domain's own front-ends."""
+    """redirectURL/paymentURL must lead back to one of the domain's own front-ends: an
+    http(s) URL whose scheme, host and port are exactly those of a configured origin, with
+    no user part and nothing that would need encoding, so it travels as one opaque value
+    into any link built from it."""
     if not value:
         return None
-    domain = context.domain()
-    if not value.startswith(("https://", "http://")) or not any(
-            value == origin or value.startswith(origin + "/") or value.startswith(origin + "?")
-            for origin in domain.origins):
-        raise BadRequest(f"{name} must be a URL of this site's front-end.")
-    return value
+    refused = BadRequest(f"{name} must be a URL of this site's front-end.")
+    if len(value) > 2048 or not value.isascii() or _URL_FORBIDDEN.search(value):
+        raise refused
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (a malformed port raises here)
+    except ValueError:
+        raise refused from None
+    if parts.scheme not in ("http", "https") or "@" in parts.netloc or not parts.hostname:
+        raise refused
+    origin = f"{parts.scheme}://{parts.netloc}".lower()
+    if origin not in {o.lower() for o in context.domain().origins}:
+        raise refused
+    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", parts.query, parts.fragment))
 
 
 def _checkout_factory(redirect_url: str | None, payment_page_url: str | None):
@@ -194,6 +213,11 @@ def _checkout_factory(redirect_url: str | None, payment_page_url: str | None):
                                            f"{base}/webhooks/{processor_id}")
 
     return make
+
+
+def _price_of(domain: str, product_id):
+    product = plans_service.find_product(domain, product_id) if isinstance(product_id, str) else None
+    return product.view() if product is not None else None
 
 
 def _processor(identifier: str):
@@ -352,7 +376,8 @@ def webhook(processor_id):
         method=request.method, path=request.path, headers={k.lower(): v for k, v in request.headers.items()},
         body=body, args=request.args.to_dict(), form=request.form.to_dict() if request.mimetype in (
             "application/x-www-form-urlencoded", "multipart/form-data") else {},
-        remote_addr=request.remote_addr or "", received_at=utcnow())
+        remote_addr=request.remote_addr or "", received_at=utcnow(), price_of=lambda product_id: _price_of(
+            domain.identifier, product_id))
     payload = body.decode("utf-8", "replace") or request.query_string.decode("utf-8", "replace")
     try:
         result = processor.parse_webhook(incoming)
@@ -360,6 +385,10 @@ def webhook(processor_id):
         ledger.record_rejected(resources.pg, processor_id, domain.identifier, str(exc) or "invalid signature", payload,
                                incoming.remote_addr)
         raise BadRequest("The webhook could not be verified.") from None
+    except MalformedWebhook as exc:
+        ledger.record_rejected(resources.pg, processor_id, domain.identifier, f"malformed payload: {exc}", payload,
+                               incoming.remote_addr)
+        raise BadRequest("The webhook payload is malformed.") from None
     except (ValueError, KeyError, TypeError, AttributeError, IndexError):
         ledger.record_rejected(resources.pg, processor_id, domain.identifier, "malformed payload", payload,
                                incoming.remote_addr)

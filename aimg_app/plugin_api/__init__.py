@@ -34,6 +34,7 @@ from .payments import (  # noqa: E402
     CardDetails,
     Checkout,
     InvalidSignature,
+    MalformedWebhook,
     Payer,
     PaymentError,
     PaymentProcessor,
@@ -42,6 +43,8 @@ from .payments import (  # noqa: E402
     SubscriptionRef,
     WebhookRequest,
     WebhookResult,
+    one_of,
+    required,
 )
 from .reports import ReportQueue, ReviewedItem  # noqa: E402
 from .workflows import (  # noqa: E402
@@ -79,6 +82,7 @@ __all__ = [
     "CardDetails",
     "Checkout",
     "InvalidSignature",
+    "MalformedWebhook",
     "Payer",
     "PaymentError",
     "PaymentProcessor",
@@ -87,6 +91,8 @@ __all__ = [
     "SubscriptionRef",
     "WebhookRequest",
     "WebhookResult",
+    "one_of",
+    "required",
     "GenerationModel",
     "PromptUser",
     "SampleImage",

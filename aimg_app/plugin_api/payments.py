@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..config import Domain
 from ..errors import ApiError
@@ -37,7 +37,29 @@ class PaymentError(ApiError):
 
 class InvalidSignature(Exception):
     """Raised by ``PaymentProcessor.parse_webhook`` when a delivery is not authentic (bad or
-    missing signature, stale timestamp, unknown source). The core records it and answers 400."""
+    missing signature, stale timestamp, unknown source, or a state the vendor's API does not
+    confirm). The core records it and answers 400."""
+
+
+class MalformedWebhook(ValueError):
+    """Raised by ``PaymentProcessor.parse_webhook`` when an authentic delivery lacks a field
+    it must carry or carries a value outside the vendor's vocabulary. The core records it and
+    answers 400; nothing is applied (a missing status is never read as success)."""
+
+
+def required(data: Mapping[str, Any], *names: str) -> list[Any]:
+    """The values of ``names`` in ``data``; ``MalformedWebhook`` when one is missing or empty."""
+    missing = [n for n in names if data.get(n) in (None, "")]
+    if missing:
+        raise MalformedWebhook(f"missing {', '.join(missing)}")
+    return [data[n] for n in names]
+
+
+def one_of(value: Any, allowed, name: str) -> Any:
+    """``value`` when it is one of ``allowed``, else ``MalformedWebhook``."""
+    if value not in allowed:
+        raise MalformedWebhook(f"unknown {name} {str(value)[:40]!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -131,6 +153,9 @@ class WebhookRequest:
     form: Mapping[str, str]
     remote_addr: str
     received_at: dt.datetime
+    # The price a product id sells, as our plans define it (None: no such product), so a
+    # delivery can be checked against what we actually sell.
+    price_of: Callable[[str], PlanPrice | None] = lambda _product_id: None
 
     def header(self, name: str) -> str | None:
         """The value of header ``name`` (any case), or None."""

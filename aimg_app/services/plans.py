@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import re
 import uuid
 from dataclasses import dataclass
@@ -11,6 +12,8 @@ from ..errors import BadRequest, Conflict
 from ..models.billing import BillingPlan, PlanPaymentProvider, PlanPrice
 from ..plugin_api import Checkout, Payer
 from ..plugin_api import PlanPrice as PlanPriceView
+
+log = logging.getLogger("aimg.billing")
 
 PRODUCT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
@@ -94,7 +97,7 @@ def plan_view(plan: BillingPlan, processors: dict, make_checkout) -> dict:
             processor = processors.get(provider.payment_provider)
             url = provider.payment_url
             if processor is not None and not url:
-                url = processor.payment_url(make_checkout(provider.payment_provider, Product(plan, price)))
+                url = _payment_url(processor, make_checkout(provider.payment_provider, Product(plan, price)))
             if not url:
                 continue  # not purchasable here (processor missing or not configured)
             providers.append({"paymentProvider": provider.payment_provider,
@@ -112,6 +115,18 @@ def plan_view(plan: BillingPlan, processors: dict, make_checkout) -> dict:
     if plan.description:
         body["description"] = plan.description
     return body
+
+
+def _payment_url(processor, checkout: Checkout) -> str | None:
+    """The processor's link, or None when it fails: one broken processor costs its own link,
+    never the page."""
+    try:
+        url = processor.payment_url(checkout)
+    except Exception:
+        log.exception("payment processor failed to build a payment link",
+                      extra={"processor": processor.identifier, "product": checkout.price.product_id})
+        return None
+    return url if isinstance(url, str) and url else None
 
 
 def make_checkout(domain: Domain, product: Product, payer: Payer | None, redirect_url: str | None,

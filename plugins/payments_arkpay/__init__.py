@@ -29,6 +29,7 @@ from aimg_app.plugin_api import (
     SubscriptionEvent,
     WebhookResult,
     hookimpl,
+    required,
 )
 
 TIMEOUT_S = 30
@@ -97,8 +98,8 @@ class ArkPayProcessor(PaymentProcessor):
         if not self.settings.get("secret_key") or not hmac.compare_digest(given.encode(), expected.encode()):
             raise InvalidSignature("bad ArkPay signature")
         body = request.json()
-        transaction = body["transaction"]
-        status = transaction["status"]
+        [transaction] = required(body, "transaction")
+        [_id, status] = required(transaction, "id", "status")
         at = dt.datetime.fromisoformat(body.get("createdAt", "").replace("Z", "+00:00")).astimezone(dt.UTC).replace(
             tzinfo=None) if body.get("createdAt") else request.received_at
         events = []

@@ -2,20 +2,35 @@
 
 Settings (``[plugins.ccbill]``): ``client_accnum``, ``client_subacc``, ``flexform_id``,
 ``salt`` (the subaccount's salt), ``allowed_networks`` (CCBill's webhook source ranges;
-defaults to the published ones), ``num_rebills`` (99).
+defaults to the published ones), ``num_rebills`` (99), ``datalink_username``,
+``datalink_password``, ``datalink_url`` (tests).
 
 CCBill does not sign webhooks: its rule is to accept posts from its own networks only,
 which this processor enforces (behind a proxy, set ``AIMG_TRUSTED_PROXY_COUNT`` so the
-client address is the real one). Events (``?eventType=``): NewSaleSuccess,
-RenewalSuccess, Cancellation, Expiration, Refund, Chargeback, Void. The buyer is found
+client address is the real one). Since nothing authenticates the content, a sale or a
+renewal is granted only once CCBill's DataLink API (``subscriptionManagement.cgi``,
+``action=viewSubscriptionStatus``; settings ``datalink_username``/``datalink_password``)
+reports the subscription active; without DataLink credentials nothing is granted.
+
+The FlexForms ``formDigest`` covers the prices and periods only (CCBill's scheme, an
+unseparated concatenation), not the pass-through fields, so a buyer may edit the link:
+a sale must have been billed exactly the price, currency and periods of the product its
+``X-productId`` names, else it is refused.
+
+Events (``?eventType=``): NewSaleSuccess, RenewalSuccess, Cancellation, Expiration,
+Refund, Chargeback, Void (others are recorded and change nothing). The buyer is found
 through the pass-through fields ``X-userId``/``X-productId`` the payment link carries.
 """
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
+import io
 import ipaddress
 from urllib.parse import urlencode
+
+import requests
 
 from aimg_app.plugin_api import (
     CANCELLED,
@@ -25,15 +40,22 @@ from aimg_app.plugin_api import (
     RENEWED,
     STARTED,
     InvalidSignature,
+    MalformedWebhook,
+    PaymentError,
     PaymentProcessor,
     SubscriptionEvent,
     WebhookResult,
     hookimpl,
+    required,
 )
 
 CCBILL_NETWORKS = ("64.38.240.0/24", "64.38.241.0/24", "64.38.212.0/24", "64.38.215.0/24")
 CURRENCY_CODES = {"USD": "840", "EUR": "978", "GBP": "826", "CAD": "124", "AUD": "036", "JPY": "392", "CHF": "756"}
 PERIOD_DAYS = {**PERIOD_DAYS, "daily": 2}  # CCBill's shortest period is 2 days
+CURRENCY_OF_CODE = {code: name for name, code in CURRENCY_CODES.items()}
+DATALINK_URL = "https://datalink.ccbill.com/utils/subscriptionManagement.cgi"
+TIMEOUT_S = 20
+ACTIVE_STATUSES = ("1", "2")  # 1: cancelled but paid until its end, 2: active; 0: inactive
 MST = dt.timezone(dt.timedelta(hours=-7))  # CCBill's timestamps are in Mountain Standard Time
 
 
@@ -46,6 +68,9 @@ def _time(value: str | None, default: dt.datetime) -> dt.datetime:
 
 def _date(value: str | None) -> dt.datetime | None:
     return dt.datetime.strptime(value[:10], "%Y-%m-%d") if value else None
+
+
+_SETTING = {"clientAccnum": "client_accnum", "clientSubacc": "client_subacc"}
 
 
 class CCBillProcessor(PaymentProcessor):
@@ -84,30 +109,84 @@ class CCBillProcessor(PaymentProcessor):
             raise InvalidSignature("unknown source address") from None
         if not any(source in network for network in self.networks):
             raise InvalidSignature("not from a CCBill network")
-        event_type = request.args.get("eventType", "")
+        [event_type] = required(request.args, "eventType")
         data = request.json() if request.body[:1] in (b"{", b"[") else dict(request.form)
-        sub = str(data.get("subscriptionId") or "")
-        at = _time(data.get("timestamp"), request.received_at)
-        event_id = f"{event_type}:{sub}:{data.get('transactionId') or ''}:{data.get('timestamp') or ''}"
+        if not isinstance(data, dict):
+            raise MalformedWebhook("the body is not an object")
+        if event_type not in ("NewSaleSuccess", "RenewalSuccess", "Cancellation", "Expiration", "Refund",
+                              "Chargeback", "Void"):
+            return WebhookResult(event_id=f"{event_type}:{data.get('transactionId') or data.get('timestamp') or ''}:"
+                                          f"{data.get('subscriptionId') or ''}", event_type=event_type)
+        [sub, stamp] = required(data, "subscriptionId", "timestamp")
+        sub = str(sub)
+        for name in ("clientAccnum", "clientSubacc"):
+            ours = self.settings.get(_SETTING[name])
+            if data.get(name) and ours and str(data[name]) != str(ours):
+                raise InvalidSignature(f"{name} is not this merchant's")
+        at = _time(stamp, request.received_at)
+        event_id = f"{event_type}:{sub}:{data.get('transactionId') or ''}:{stamp}"
         common = {"subscription_id": sub, "occurred_at": at, "user_id": data.get("X-userId"),
                   "email": data.get("email"), "product_id": data.get("X-productId")}
         events = []
         if event_type == "NewSaleSuccess":
+            [transaction, _product] = required(data, "transactionId", "X-productId")
+            self._check_billed(data, request.price_of(data["X-productId"]))
+            self._confirm_active(sub)
             events.append(SubscriptionEvent(kind=STARTED, period_end=_date(data.get("nextRenewalDate")),
                                             renews=bool(data.get("nextRenewalDate")), payer_id=data.get("clientAccnum"),
-                                            payment_id=data.get("transactionId"), **common))
+                                            payment_id=transaction, **common))
         elif event_type == "RenewalSuccess":
-            events.append(SubscriptionEvent(kind=RENEWED, period_end=_date(data.get("nextRenewalDate")),
-                                            payment_id=data.get("transactionId"), **common))
+            [transaction, until] = required(data, "transactionId", "nextRenewalDate")
+            self._confirm_active(sub)
+            events.append(SubscriptionEvent(kind=RENEWED, period_end=_date(until), payment_id=transaction, **common))
         elif event_type == "Cancellation":
             events.append(SubscriptionEvent(kind=CANCELLED, **common))
         elif event_type == "Expiration":
             events.append(SubscriptionEvent(kind=EXPIRED, **common))
-        elif event_type in ("Refund", "Chargeback", "Void"):
+        else:
             events.append(SubscriptionEvent(kind=REFUNDED, **common))
-        if not sub and events:
-            raise ValueError("subscriptionId is missing")
         return WebhookResult(event_id=event_id, event_type=event_type, events=events)
+
+    def _check_billed(self, data, price) -> None:
+        """What CCBill billed must be the product's price: the link's pass-through fields are
+        not covered by its digest, so a buyer could name a dearer product than they paid for."""
+        if price is None:
+            raise InvalidSignature("X-productId names no product we sell")
+        days = str(PERIOD_DAYS.get(price.period, 30))
+        billed_currency, billed_initial, initial_period = required(
+            data, "billedCurrencyCode", "billedInitialPrice", "initialPeriod")
+        wanted = [(str(billed_currency), CURRENCY_CODES.get(price.currency)), (str(initial_period), days)]
+        amounts = [billed_initial]
+        if price.period in PERIOD_DAYS:
+            billed_recurring, recurring_period = required(data, "billedRecurringPrice", "recurringPeriod")
+            wanted.append((str(recurring_period), days))
+            amounts.append(billed_recurring)
+        try:
+            paid = all(abs(float(a) - price.value) < 0.005 for a in amounts)
+        except (TypeError, ValueError):
+            paid = False
+        if not paid or any(given != expected for given, expected in wanted):
+            raise InvalidSignature("the sale was not billed at this product's price")
+
+    def _confirm_active(self, subscription_id: str) -> None:
+        """CCBill's DataLink must report the subscription active before it grants anything."""
+        s = self.settings
+        if not (s.get("datalink_username") and s.get("datalink_password")):
+            raise InvalidSignature("no DataLink credentials to confirm the subscription with CCBill")
+        params = {"clientAccnum": s.get("client_accnum", ""), "clientSubacc": s.get("client_subacc", ""),
+                  "usingSubacc": s.get("client_subacc", ""), "username": s["datalink_username"],
+                  "password": s["datalink_password"], "action": "viewSubscriptionStatus",
+                  "subscriptionId": subscription_id}
+        try:
+            response = requests.get(s.get("datalink_url", DATALINK_URL), params=params, timeout=TIMEOUT_S)
+        except requests.RequestException:
+            raise PaymentError("CCBill is unavailable; please try again later.", status=503) from None
+        if response.status_code != 200:
+            raise PaymentError("CCBill is unavailable; please try again later.", status=503)
+        rows = list(csv.reader(io.StringIO(response.text)))
+        record = dict(zip(rows[0], rows[1])) if len(rows) >= 2 else {}
+        if record.get("subscriptionStatus") not in ACTIVE_STATUSES:
+            raise InvalidSignature("CCBill does not confirm this subscription as active")
 
     def cancellation_instructions(self, domain):
         return (f"Your {domain.display_name} membership is billed by CCBill. To cancel it, visit "

@@ -1,36 +1,56 @@
-"""Epoch: FlexPost join links and postbacks, both authenticated by ``epoch_digest``: the
-HMAC-MD5 (with the merchant's HMAC key) of every other parameter, sorted by name, each
-name immediately followed by its value.
+"""Epoch: FlexPost join links and postbacks. Postbacks are authenticated by Epoch's
+``epoch_digest``: the HMAC-MD5 (with the merchant's HMAC key) of every other parameter,
+sorted by name, each name immediately followed by its value.
+
+That text has no separators, so one signed parameter set can be re-split into another
+(``email=a.member_id...`` reads as ``email=a.`` plus ``member_id=...``). Two rules close it:
+
+- the join links we hand to buyers are never signed with that key (nor in that format):
+  they carry nothing whose change costs us anything, since the price is Epoch's own
+  ``pi_code`` and the product is taken from the postback's ``pi_code``, never from the
+  buyer-editable ``x_productid``;
+- a postback must carry every field its meaning rests on (``trans_type``, ``ans`` for
+  sales, ``member_id``, ``transaction_id``, ``pi_code``): nothing defaults to "initial
+  sale" or "approved".
 
 Settings (``[plugins.epoch]``): ``hmac_key``, ``co_code`` (company code), ``pi_codes``
 (productID -> Epoch product code), ``join_url`` (``https://join.epoch.com/``).
 
 Postback endpoint: ``/webhooks/epoch`` (GET or POST). ``trans_type``: ``I`` initial,
 ``R`` rebill, ``C`` cancel, ``X`` expire, ``CR`` credit (refund), ``CB`` chargeback;
-``ans`` starting with ``Y`` means approved. The answer is the plain text ``OK``.
+``ans`` starting with ``Y`` means approved, ``N`` declined. The answer is the plain text ``OK``.
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import hmac
+import re
 from urllib.parse import urlencode
 
 from aimg_app.plugin_api import (
     CANCELLED,
     EXPIRED,
+    PERIOD_DAYS,
     REFUNDED,
     RENEWED,
     STARTED,
     InvalidSignature,
+    MalformedWebhook,
     PaymentProcessor,
     SubscriptionEvent,
     WebhookResult,
     hookimpl,
+    one_of,
+    required,
 )
+
+TRANS_TYPES = ("I", "R", "C", "X", "CR", "CB")
+_HEX_MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
 
 
 def epoch_digest(key: str, params: dict) -> str:
+    """Epoch's own digest of a postback (its canonical form, which we cannot change)."""
     text = "".join(f"{name}{params[name]}" for name in sorted(params) if name != "epoch_digest")
     return hmac.new(key.encode(), text.encode(), hashlib.md5).hexdigest()
 
@@ -45,16 +65,20 @@ class EpochProcessor(PaymentProcessor):
     identifier = "epoch"
     label = "Epoch"
 
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.pi_codes: dict[str, str] = dict(self.settings.get("pi_codes", {}))
+        self._product_of = {code: product for product, code in self.pi_codes.items()}
+
     def payment_url(self, checkout):
         s = self.settings
-        pi_code = s.get("pi_codes", {}).get(checkout.price.product_id)
+        pi_code = self.pi_codes.get(checkout.price.product_id)
         if not (checkout.payer and pi_code and s.get("hmac_key") and s.get("co_code")):
             return None
         params = {"co_code": s["co_code"], "pi_code": pi_code, "x_userid": checkout.payer.user_id,
-                  "x_productid": checkout.price.product_id, "email": checkout.payer.email}
+                  "email": checkout.payer.email}
         if checkout.redirect_url:
             params["pi_returnurl"] = checkout.redirect_url
-        params["epoch_digest"] = epoch_digest(s["hmac_key"], params)
         return f"{s.get('join_url', 'https://join.epoch.com/')}?{urlencode(params)}"
 
     def parse_webhook(self, request):
@@ -62,30 +86,52 @@ class EpochProcessor(PaymentProcessor):
         params.update(request.form)
         key = self.settings.get("hmac_key", "")
         given = params.get("epoch_digest", "")
-        if not key or not hmac.compare_digest(given.lower().encode(), epoch_digest(key, params).encode()):
+        if not key or not _HEX_MD5.match(given) or not hmac.compare_digest(
+                given.lower().encode(), epoch_digest(key, params).encode()):
             raise InvalidSignature("bad epoch_digest")
-        trans_type = params.get("trans_type", "I")
-        approved = params.get("ans", "Y").upper().startswith("Y")
-        sub = params.get("member_id") or params.get("order_id")
+        [trans_type, member, transaction] = required(params, "trans_type", "member_id", "transaction_id")
+        one_of(trans_type, TRANS_TYPES, "trans_type")
         at = _time(params.get("trans_datetime"), request.received_at)
-        until = dt.datetime.strptime(params["next_rebill"][:10], "%Y-%m-%d") if params.get("next_rebill") else None
-        common = {"subscription_id": sub, "occurred_at": at, "user_id": params.get("x_userid"),
-                  "email": params.get("email"), "product_id": params.get("x_productid")}
+        common = {"subscription_id": member, "occurred_at": at, "user_id": params.get("x_userid"),
+                  "email": params.get("email")}
         events = []
-        if trans_type in ("I", "R") and approved:
-            events.append(SubscriptionEvent(kind=STARTED if trans_type == "I" else RENEWED, period_end=until,
-                                            payment_id=params.get("transaction_id"), payer_id=params.get("member_id"),
-                                            **common))
+        if trans_type in ("I", "R"):
+            [answer] = required(params, "ans")
+            if trans_type == "I":
+                [pi_code] = required(params, "pi_code")
+                product = self._product_of.get(pi_code)
+                if product is None:
+                    raise MalformedWebhook(f"unknown pi_code {pi_code[:40]!r}")
+                common["product_id"] = product
+            if answer[:1].upper() == "Y":
+                until = self._paid_until(params, trans_type, common.get("product_id"), at, request)
+                events.append(SubscriptionEvent(kind=STARTED if trans_type == "I" else RENEWED, period_end=until,
+                                                payment_id=transaction, payer_id=member, **common))
+            elif answer[:1].upper() != "N":
+                raise MalformedWebhook(f"unknown ans {answer[:40]!r}")
         elif trans_type == "C":
             events.append(SubscriptionEvent(kind=CANCELLED, **common))
         elif trans_type == "X":
             events.append(SubscriptionEvent(kind=EXPIRED, **common))
-        elif trans_type in ("CR", "CB"):
+        else:
             events.append(SubscriptionEvent(kind=REFUNDED, **common))
-        if events and not sub:
-            raise ValueError("member_id is missing")
-        event_id = f"{trans_type}:{params.get('transaction_id') or sub}"
-        return WebhookResult(event_id=event_id, event_type=f"postback.{trans_type}", events=events, response_text="OK")
+        return WebhookResult(event_id=f"{trans_type}:{transaction}", event_type=f"postback.{trans_type}",
+                             events=events, response_text="OK")
+
+    @staticmethod
+    def _paid_until(params, trans_type, product_id, at, request) -> dt.datetime | None:
+        """Until when a sale pays: Epoch's ``next_rebill``; for an initial sale without one,
+        the product's own period (no end only for a lifetime product, never by omission)."""
+        if params.get("next_rebill"):
+            return dt.datetime.strptime(params["next_rebill"][:10], "%Y-%m-%d")
+        if trans_type == "R":
+            raise MalformedWebhook("missing next_rebill")
+        price = request.price_of(product_id)
+        if price is not None and price.period == "lifetime":
+            return None
+        if price is None or price.period not in PERIOD_DAYS:
+            raise MalformedWebhook("missing next_rebill")
+        return at + dt.timedelta(days=PERIOD_DAYS[price.period])
 
     def cancellation_instructions(self, domain):
         return (f"Your {domain.display_name} membership is billed by Epoch. To cancel it, visit "

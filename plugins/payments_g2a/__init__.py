@@ -3,8 +3,14 @@ and its IPN, authenticated by ``hash = SHA-256(transactionId + userOrderId + amo
 secret)``. G2A is also a distribution channel for gift cards (``downloadGiftCards`` with
 ``distributionProvider=g2a``): those are redeemed with ``redeemGiftCard``.
 
+That hash does not cover the IPN's ``status`` (nor its currency): an IPN is acted on only
+once G2A PAY's REST API (``GET /rest/transactions/<transactionId>``, authorised by
+``api_hash; SHA-256(api_hash + merchant_email + api_secret)``) reports the same status,
+order and amount.
+
 Settings (``[plugins.g2a]``): ``api_hash``, ``api_secret``, ``merchant_email``,
-``api_base`` (``https://checkout.pay.g2a.com``). A purchase pays one period (no renewal).
+``api_base`` (``https://checkout.pay.g2a.com``), ``rest_base`` (``https://pay.g2a.com``).
+A purchase pays one period (no renewal).
 """
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ import datetime as dt
 import hashlib
 import hmac
 import uuid
+from urllib.parse import quote
 
 import requests
 
@@ -25,10 +32,13 @@ from aimg_app.plugin_api import (
     SubscriptionEvent,
     WebhookResult,
     hookimpl,
+    one_of,
+    required,
 )
 
 TIMEOUT_S = 15
 PERIOD_DAYS = {**PERIOD_DAYS, "lifetime": 0}
+STATUSES = ("complete", "refunded", "partial_refunded", "rejected", "canceled", "pending")
 
 
 def _sha256(text: str) -> str:
@@ -42,6 +52,7 @@ class G2AProcessor(PaymentProcessor):
     def __init__(self, settings):
         super().__init__(settings)
         self.api_base = self.settings.get("api_base", "https://checkout.pay.g2a.com").rstrip("/")
+        self.rest_base = self.settings.get("rest_base", "https://pay.g2a.com").rstrip("/")
 
     def payment_url(self, checkout):
         if self.settings.get("api_hash") and checkout.price.period in PERIOD_DAYS:
@@ -71,20 +82,46 @@ class G2AProcessor(PaymentProcessor):
         expected = _sha256(f"{data.get('transactionId', '')}{data.get('userOrderId', '')}{data.get('amount', '')}{secret}")
         if not secret or not hmac.compare_digest(data.get("hash", "").encode(), expected.encode()):
             raise InvalidSignature("bad IPN hash")
-        user_id, product_id, days, _nonce = data["userOrderId"].split(".")
+        transaction, order, amount, status = required(data, "transactionId", "userOrderId", "amount", "status")
+        one_of(status, STATUSES, "status")
+        user_id, rest = order.split(".", 1)
+        product_id, days, _nonce = rest.rsplit(".", 2)
+        self._confirm(transaction, order, amount, status)
         at = dt.datetime.strptime(data["orderCompleteAt"], "%Y-%m-%d %H:%M:%S") if data.get("orderCompleteAt") \
             else request.received_at
-        status = data.get("status", "")
-        common = {"subscription_id": data["userOrderId"], "occurred_at": at, "user_id": user_id,
-                  "product_id": product_id, "payment_id": data["transactionId"]}
+        common = {"subscription_id": order, "occurred_at": at, "user_id": user_id,
+                  "product_id": product_id, "payment_id": transaction}
         events = []
         if status == "complete":
             until = at + dt.timedelta(days=int(days)) if int(days) else None
             events.append(SubscriptionEvent(kind=STARTED, period_end=until, renews=False,
-                                            amount=float(data["amount"]), currency=data.get("currency"), **common))
+                                            amount=float(amount), currency=data.get("currency"), **common))
         elif status in ("refunded", "partial_refunded", "rejected", "canceled"):
             events.append(SubscriptionEvent(kind=REFUNDED, **common))
-        return WebhookResult(event_id=f"{data['transactionId']}:{status}", event_type=f"ipn.{status}", events=events)
+        return WebhookResult(event_id=f"{transaction}:{status}", event_type=f"ipn.{status}", events=events)
+
+    def _confirm(self, transaction: str, order: str, amount: str, status: str) -> None:
+        """G2A PAY's own record of the transaction must say what the IPN says."""
+        s = self.settings
+        token = _sha256(s.get("api_hash", "") + s.get("merchant_email", "") + s.get("api_secret", ""))
+        try:
+            response = requests.get(f"{self.rest_base}/rest/transactions/{quote(transaction, safe='')}",
+                                    timeout=TIMEOUT_S, headers={"Authorization": f"{s.get('api_hash', '')}; {token}"})
+        except requests.RequestException:
+            raise PaymentError("G2A PAY is unavailable; please try again later.", status=503) from None
+        if response.status_code >= 500:
+            raise PaymentError("G2A PAY is unavailable; please try again later.", status=503)
+        record = response.json() if response.status_code == 200 else {}
+        if not (str(record.get("status", "")).lower() == status and record.get("userOrderId") == order
+                and _same_amount(record.get("amount"), amount)):
+            raise InvalidSignature("G2A PAY does not confirm this transaction")
+
+
+def _same_amount(a, b) -> bool:
+    try:
+        return abs(float(a) - float(b)) < 0.005
+    except (TypeError, ValueError):
+        return False
 
 
 @hookimpl

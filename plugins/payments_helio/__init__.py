@@ -5,6 +5,10 @@ Settings (``[plugins.helio]``): ``shared_token``, ``paylinks`` (productID -> Pay
 ``pay_base`` (``https://app.hel.io/pay``). Events: ``CREATED`` (a Pay Link payment: one
 period), ``STARTED``/``RENEWED`` (subscriptions), ``ENDED``. The payer is matched by the
 email of the payment's customer details.
+
+Helio does not sign the body: the shared token authenticates the sender, over TLS, and is
+compared in constant time. A payment grants only with ``transactionStatus`` ``SUCCESS``
+(a missing status is refused, never read as success).
 """
 from __future__ import annotations
 
@@ -22,6 +26,8 @@ from aimg_app.plugin_api import (
     SubscriptionEvent,
     WebhookResult,
     hookimpl,
+    one_of,
+    required,
 )
 
 
@@ -54,8 +60,10 @@ class HelioProcessor(PaymentProcessor):
         if not token or not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             raise InvalidSignature("bad bearer token")
         body = request.json()
+        [kind] = required(body, "event")
+        one_of(kind, ("CREATED", "STARTED", "RENEWED", "ENDED"), "event")
         tx = body.get("transactionObject") or json.loads(body.get("transaction") or "{}")
-        kind = body["event"]
+        required(tx, "id")
         product, link = self._products.get(tx.get("paylinkId"), (None, {}))
         meta = tx.get("meta") or {}
         at = _time(tx.get("createdAt"), request.received_at)
@@ -63,7 +71,9 @@ class HelioProcessor(PaymentProcessor):
         email = (meta.get("customerDetails") or {}).get("email")
         days = int(link.get("days", 30))
         events = []
-        if kind in ("CREATED", "STARTED", "RENEWED") and meta.get("transactionStatus", "SUCCESS") == "SUCCESS":
+        if kind in ("CREATED", "STARTED", "RENEWED") and one_of(
+                meta.get("transactionStatus"), ("SUCCESS", "FAILED", "PENDING", "CANCELED"),
+                "transactionStatus") == "SUCCESS":
             events.append(SubscriptionEvent(
                 kind=RENEWED if kind == "RENEWED" else STARTED, subscription_id=sub, occurred_at=at, email=email,
                 product_id=product, period_end=at + dt.timedelta(days=days), renews=kind != "CREATED",

@@ -28,6 +28,7 @@ from aimg_app.plugin_api import (
     SubscriptionEvent,
     WebhookResult,
     hookimpl,
+    required,
 )
 
 TIMEOUT_S = 30
@@ -85,7 +86,8 @@ class NmiProcessor(PaymentProcessor):
         if not key or not nonce or not hmac.compare_digest(signature.encode(), expected.encode()):
             raise InvalidSignature("bad Webhook-Signature")
         event = json.loads(request.body)
-        body = event.get("event_body") or {}
+        required(event, "event_id", "event_type", "event_body")
+        body = event["event_body"]
         at = request.received_at
         if body.get("action", {}).get("date"):
             at = dt.datetime.strptime(body["action"]["date"], "%Y%m%d%H%M%S")

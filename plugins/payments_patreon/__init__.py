@@ -27,7 +27,12 @@ from aimg_app.plugin_api import (
     SubscriptionEvent,
     WebhookResult,
     hookimpl,
+    one_of,
+    required,
 )
+
+TRIGGERS = ("members:create", "members:update", "members:delete", "members:pledge:create", "members:pledge:update",
+            "members:pledge:delete")
 
 
 def _time(value: str | None) -> dt.datetime | None:
@@ -58,8 +63,9 @@ class PatreonProcessor(PaymentProcessor):
         expected = hmac.new(secret.encode(), request.body, hashlib.md5).hexdigest()
         if not secret or not hmac.compare_digest(given.lower().encode(), expected.encode()):
             raise InvalidSignature("bad X-Patreon-Signature")
-        trigger = request.header("X-Patreon-Event") or ""
+        trigger = one_of(request.header("X-Patreon-Event"), TRIGGERS, "X-Patreon-Event")
         payload = request.json()
+        required(payload, "data")
         # Patreon sends no delivery id: the signed body itself identifies the delivery.
         event_id = hashlib.sha256(trigger.encode() + b"\n" + request.body).hexdigest()
         return WebhookResult(event_id=event_id, event_type=trigger, events=self._events(trigger, payload,

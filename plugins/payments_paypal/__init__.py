@@ -29,9 +29,13 @@ from aimg_app.plugin_api import (
     SubscriptionEvent,
     WebhookResult,
     hookimpl,
+    one_of,
+    required,
 )
 
 TIMEOUT_S = 15
+# PayPal retries a delivery for up to three days; older transmissions are refused.
+DEFAULT_TOLERANCE_S = 3 * 86400 + 3600
 _HEADERS = ("paypal-transmission-id", "paypal-transmission-time", "paypal-transmission-sig", "paypal-auth-algo",
             "paypal-cert-url")
 
@@ -99,7 +103,17 @@ class PayPalProcessor(PaymentProcessor):
         headers = {name: request.header(name) for name in _HEADERS}
         if not all(headers.values()):
             raise InvalidSignature("missing PayPal transmission headers")
+        if not self.settings.get("webhook_id"):
+            raise InvalidSignature("no webhook_id configured")
+        try:
+            sent = _time(headers["paypal-transmission-time"])
+        except ValueError:
+            raise InvalidSignature("unreadable transmission time") from None
+        tolerance = int(self.settings.get("tolerance_s", DEFAULT_TOLERANCE_S))
+        if abs((request.received_at - sent).total_seconds()) > tolerance:
+            raise InvalidSignature("stale transmission")
         event = request.json()
+        required(event, "id", "event_type", "resource")
         verdict = self._call("POST", "/v1/notifications/verify-webhook-signature", {
             "auth_algo": headers["paypal-auth-algo"], "cert_url": headers["paypal-cert-url"],
             "transmission_id": headers["paypal-transmission-id"], "transmission_sig": headers["paypal-transmission-sig"],
@@ -112,6 +126,7 @@ class PayPalProcessor(PaymentProcessor):
     def _events(self, event) -> list[SubscriptionEvent]:
         kind, res, at = event["event_type"], event.get("resource") or {}, _time(event.get("create_time"))
         if kind == "BILLING.SUBSCRIPTION.ACTIVATED":
+            one_of(res.get("status"), ("ACTIVE",), "subscription status")
             subscriber = res.get("subscriber") or {}
             return [SubscriptionEvent(
                 kind=STARTED, subscription_id=res["id"], occurred_at=at, user_id=res.get("custom_id"),
@@ -119,6 +134,7 @@ class PayPalProcessor(PaymentProcessor):
                 period_end=_time((res.get("billing_info") or {}).get("next_billing_time")),
                 payer_id=subscriber.get("payer_id"))]
         if kind == "PAYMENT.SALE.COMPLETED" and res.get("billing_agreement_id"):
+            one_of(res.get("state"), ("completed",), "sale state")
             sub_id = res["billing_agreement_id"]
             # The sale does not say until when it pays: PayPal's subscription does.
             current = self._call("GET", f"/v1/billing/subscriptions/{sub_id}")

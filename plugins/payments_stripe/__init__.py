@@ -5,6 +5,8 @@ endpoint's ``whsec_...``), optional ``prices`` (productID -> Stripe price id; wi
 the price is sent inline as ``price_data``), ``tolerance_s`` (300), ``api_base`` (tests).
 
 Webhook endpoint: ``/webhooks/stripe``, events ``invoice.paid``, ``checkout.session.completed``,
+``checkout.session.async_payment_succeeded`` (a one-time payment grants only once its
+``payment_status`` is ``paid``),
 ``customer.subscription.updated``, ``customer.subscription.deleted``, ``charge.refunded``,
 ``charge.dispute.created``. Signatures are verified by the official SDK
 (``Stripe-Signature``, HMAC-SHA256 over ``t.payload``, timestamp tolerance).
@@ -28,6 +30,8 @@ from aimg_app.plugin_api import (
     SubscriptionEvent,
     WebhookResult,
     hookimpl,
+    one_of,
+    required,
 )
 
 _INTERVALS = {"daily": "day", "monthly": "month", "yearly": "year"}
@@ -96,24 +100,32 @@ class StripeProcessor(PaymentProcessor):
         except stripe.SignatureVerificationError as exc:
             raise InvalidSignature(str(exc)[:200]) from None
         event = json.loads(request.body)
+        required(event, "id", "type", "created", "data")
         return WebhookResult(event_id=event["id"], event_type=event["type"], events=self._events(event))
 
     def _events(self, event) -> list[SubscriptionEvent]:
         kind, obj, at = event["type"], event["data"]["object"], _ts(event["created"])
         if kind == "invoice.paid":
+            one_of(obj.get("status"), ("paid",), "invoice status")
             parent = (obj.get("parent") or {}).get("subscription_details") or {}
             sub_id = obj.get("subscription") or parent.get("subscription")
             meta = (obj.get("subscription_details") or {}).get("metadata") or parent.get("metadata") or {}
             if not sub_id:
                 return []
             period_end = max((line["period"]["end"] for line in obj.get("lines", {}).get("data", [])), default=None)
+            factor = 1 if (obj.get("currency") or "").upper() in _ZERO_DECIMAL else 100
             return [SubscriptionEvent(
                 kind=STARTED if obj.get("billing_reason") == "subscription_create" else RENEWED,
                 subscription_id=sub_id, occurred_at=at, user_id=meta.get("userId"), email=obj.get("customer_email"),
                 product_id=meta.get("productId"), period_end=_ts(period_end), payer_id=obj.get("customer"),
-                payment_id=obj.get("payment_intent") or obj["id"], amount=(obj.get("amount_paid") or 0) / 100,
+                payment_id=obj.get("payment_intent") or obj["id"], amount=(obj.get("amount_paid") or 0) / factor,
                 currency=(obj.get("currency") or "").upper() or None)]
-        if kind == "checkout.session.completed" and obj.get("mode") == "payment":
+        if kind in ("checkout.session.completed", "checkout.session.async_payment_succeeded") \
+                and obj.get("mode") == "payment":
+            # A session completes before a delayed payment method has paid: only "paid" grants.
+            if one_of(obj.get("payment_status"), ("paid", "unpaid", "no_payment_required"),
+                      "payment_status") != "paid":
+                return []
             meta = obj.get("metadata") or {}
             return [SubscriptionEvent(kind=STARTED, subscription_id=obj["id"], occurred_at=at,
                                       user_id=obj.get("client_reference_id") or meta.get("userId"),

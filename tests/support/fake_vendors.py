@@ -145,7 +145,7 @@ class FakeStripe(FakeServer):
     @staticmethod
     def invoice_paid(sub_id: str, user_id: str, product_id: str, period_end: int, created: int, reason: str,
                      payment_intent: str) -> dict:
-        return {"id": f"in_{uuid.uuid4().hex[:12]}", "object": "invoice", "subscription": sub_id,
+        return {"id": f"in_{uuid.uuid4().hex[:12]}", "object": "invoice", "status": "paid", "subscription": sub_id,
                 "billing_reason": reason, "customer": "cus_123", "payment_intent": payment_intent,
                 "amount_paid": 999, "currency": "usd", "created": created,
                 "subscription_details": {"metadata": {"userId": user_id, "productId": product_id}},
@@ -212,12 +212,13 @@ class FakePayPal(FakeServer):
                   and self.issued.get(body["transmission_id"] + ":body") == event)
             return 200, {"verification_status": "SUCCESS" if ok else "FAILURE"}
 
-    def sign(self, event_json: str) -> dict:
+    def sign(self, event_json: str, sent_at: float | None = None) -> dict:
         transmission = str(uuid.uuid4())
         signature = base64.b64encode(hashlib.sha256(f"{transmission}{event_json}".encode()).digest()).decode()
         self.issued[transmission] = signature
         self.issued[transmission + ":body"] = json.dumps(json.loads(event_json), sort_keys=True)
-        return {"PAYPAL-TRANSMISSION-ID": transmission, "PAYPAL-TRANSMISSION-TIME": "2026-01-01T00:00:00Z",
+        sent = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if sent_at is None else sent_at))
+        return {"PAYPAL-TRANSMISSION-ID": transmission, "PAYPAL-TRANSMISSION-TIME": sent,
                 "PAYPAL-TRANSMISSION-SIG": signature, "PAYPAL-AUTH-ALGO": "SHA256withRSA",
                 "PAYPAL-CERT-URL": "https://api.paypal.com/v1/notifications/certs/CERT-360caa42",
                 "Content-Type": "application/json"}
@@ -318,21 +319,53 @@ class FakeNmi(FakeServer):
 
     def webhook(self, event_type: str, body: dict, event_id: str | None = None, key: str | None = None):
         payload = json.dumps({"event_id": event_id or str(uuid.uuid4()), "event_type": event_type, "event_body": body})
-        nonce = uuid.uuid4().hex[:16]
+        signature = self.webhook_signature(payload, uuid.uuid4().hex[:16], key)
+        return payload, {"Webhook-Signature": signature, "Content-Type": "application/json"}
+
+    def webhook_signature(self, payload: str, nonce: str, key: str | None = None) -> str:
         mac = hmac.new((key or self.signing_key).encode(), f"{nonce}.{payload}".encode(), hashlib.sha256).hexdigest()
-        return payload, {"Webhook-Signature": f"t={nonce},s={mac}", "Content-Type": "application/json"}
+        return f"t={nonce},s={mac}"
+
+
+# --- CCBill -------------------------------------------------------------------------------
+
+
+class FakeCCBill(FakeServer):
+    """CCBill's DataLink subscription management (``viewSubscriptionStatus``, CSV answer)."""
+
+    FIELDS = ("cancelDate", "chargebacksIssued", "expirationDate", "numberOfRebills", "recurringSubscription",
+              "refundsIssued", "signupDate", "subscriptionStatus", "timesRebilled", "voidsIssued")
+
+    def __init__(self, accnum: str, username: str, password: str):
+        super().__init__()
+        self.accnum, self.username, self.password = accnum, username, password
+        self.statuses: dict[str, str] = {}  # subscription id -> "0" inactive, "1" cancelled, "2" active
+
+        @self.route("GET", r"/utils/subscriptionManagement.cgi")
+        def manage(seen, _m):
+            q = seen.query
+            if (q.get("clientAccnum"), q.get("username"), q.get("password")) != (self.accnum, self.username,
+                                                                                 self.password):
+                return 200, '"results"\n"-1"\n', {"Content-Type": "text/plain"}
+            if q.get("action") != "viewSubscriptionStatus" or q.get("subscriptionId") not in self.statuses:
+                return 200, '"results"\n"0"\n', {"Content-Type": "text/plain"}
+            values = ("", "0", "", "99", "1", "0", "20260101120000", self.statuses[q["subscriptionId"]], "0", "0")
+            rows = "\n".join(",".join(f'"{v}"' for v in items) for items in (self.FIELDS, values))
+            return 200, rows + "\n", {"Content-Type": "text/plain"}
 
 
 # --- G2A PAY ------------------------------------------------------------------------------
 
 
 class FakeG2A(FakeServer):
-    """G2A PAY's createQuote (the quote hash is checked) and IPN builders."""
+    """G2A PAY's createQuote (the quote hash is checked), its REST transaction lookup
+    (``Authorization: api_hash; SHA-256(api_hash + merchant_email + secret)``) and IPN builders."""
 
-    def __init__(self, api_hash: str, secret: str):
+    def __init__(self, api_hash: str, secret: str, merchant_email: str = "merchant@example.com"):
         super().__init__()
-        self.api_hash, self.secret = api_hash, secret
+        self.api_hash, self.secret, self.merchant_email = api_hash, secret, merchant_email
         self.quotes: dict[str, dict] = {}
+        self.transactions: dict[str, dict] = {}
 
         @self.route("POST", r"/index/createQuote")
         def quote(seen, _m):
@@ -344,9 +377,23 @@ class FakeG2A(FakeServer):
             self.quotes[token] = form
             return 200, {"status": "ok", "token": token}
 
-    def ipn(self, order_id: str, amount: str, status: str, completed: str, secret: str | None = None) -> dict:
+        @self.route("GET", r"/rest/transactions/(?P<id>[^/]+)")
+        def transaction(seen, m):
+            token = hashlib.sha256((self.api_hash + self.merchant_email + self.secret).encode()).hexdigest()
+            if seen.headers.get("authorization") != f"{self.api_hash}; {token}":
+                return 401, {"status": "ERROR", "message": "Authorization failed"}
+            if m["id"] not in self.transactions:
+                return 404, {"status": "ERROR", "message": "Transaction not found"}
+            return 200, self.transactions[m["id"]]
+
+    def ipn(self, order_id: str, amount: str, status: str, completed: str, secret: str | None = None,
+            record: bool = True) -> dict:
+        """A signed IPN; ``record`` makes G2A PAY's own record of the transaction say the same."""
         transaction = str(uuid.uuid5(uuid.NAMESPACE_URL, order_id))
         digest = hashlib.sha256(f"{transaction}{order_id}{amount}{secret or self.secret}".encode()).hexdigest()
+        if record:
+            self.transactions[transaction] = {"transactionId": transaction, "userOrderId": order_id,
+                                              "amount": float(amount), "currency": "USD", "status": status}
         return {"type": "payment", "transactionId": transaction, "userOrderId": order_id, "amount": amount,
                 "currency": "USD", "status": status, "orderCreatedAt": completed, "orderCompleteAt": completed,
                 "refundedAmount": "0", "provisionAmount": "0", "hash": digest}
