@@ -43,9 +43,15 @@ ADMIN_KEY_THROTTLED = "Too many wrong X-Administration-Key attempts from this cl
 
 
 def check_admin_key(resources, client: str) -> None:
+    # Without Redis configured at all (a file-and-SQL-only tool process) there is nothing to
+    # count in; a configured Redis that is down fails closed like every other limit.
+    if not resources.settings.redis_url:
+        return
     if not resources.rate_limiter.test(parse(resources.settings.admin_key_failures_per_client), "admin-key-fail", client):
         raise TooManyRequests(ADMIN_KEY_THROTTLED)
 
 
 def record_admin_key_failure(resources, client: str) -> None:
+    if not resources.settings.redis_url:
+        return
     resources.rate_limiter.hit(parse(resources.settings.admin_key_failures_per_client), "admin-key-fail", client)
