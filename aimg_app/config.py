@@ -86,9 +86,10 @@ class Settings:
     public_base_url: str = ""  # used to build FileMetadata.publicUrl; defaults to the request's host
     ingest_logs_rate_limit: str = "120 per minute"  # per signed-in user, else per existing session
     ingest_logs_rate_limit_per_client: str = "600 per minute"  # per client address, whatever the session
-    # failed password sign-ins (OWASP ASVS V6.3): past either limit, 429 until the window has passed
+    # password sign-in attempts (OWASP ASVS V6.3), counted before the check; a success clears
+    # the account's count; past either limit, 429 until the window has room
     login_failures_per_account: str = "10 per 15 minutes"
-    login_failures_per_client: str = "100 per 15 minutes"
+    login_failures_per_client: str = "200 per 15 minutes"
     admin_key_failures_per_client: str = "50 per 15 minutes"  # wrong X-Administration-Key values
     migrate_on_start: bool = True
     disabled_plugins: tuple[str, ...] = ()

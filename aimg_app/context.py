@@ -139,8 +139,8 @@ def current_user(required: bool = True) -> User | None:
         user = None
         if session is not None and session.user_id:
             user = User.objects(id=session.user_id).first()
-            if user is not None and user.is_disabled:
-                user = None
+            if user is not None and (user.is_disabled or (session.auth_epoch or 0) < (user.auth_epoch or 0)):
+                user = None  # disabled, or signed in before a credential change
         state["user"] = user
     if state["user"] is None and required:
         raise Unauthorized("You are not signed in.")

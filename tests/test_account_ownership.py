@@ -59,3 +59,42 @@ def test_a_password_set_with_a_proven_email_survives_otp_sign_ins(client, servic
     otp_sign_in(client, services, email, new_session_headers())
     assert_ok(password_sign_in(client, email, STRONG_PASSWORD))
     assert assert_ok(client.get("/getSelfUser", headers=first))["payload"]["isAuthenticated"] is True
+
+
+def _password_logins_in_flight(app, email, password, count):
+    """``count`` password sign-ins started at once; returns the futures and their sessions."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=count)
+    sessions = [new_session_headers() for _ in range(count)]
+    futures = [pool.submit(lambda h: app.test_client().post("/authenticateUser", json={"email": email, "password": password},
+                                                            headers=h).status_code, h) for h in sessions]
+    return pool, futures, sessions
+
+
+def test_sign_ins_in_flight_when_the_owner_proves_the_email_are_signed_out(app, client, services):
+    email = fresh_email()
+    assert_ok(client.post("/createUser", json={"email": email, "password": ATTACKER_PASSWORD}, headers=new_session_headers()))
+    assert_ok(client.post("/requestOTP", json={"email": email}, headers=new_session_headers()))
+    code = last_otp(services, email)
+    pool, futures, sessions = _password_logins_in_flight(app, email, ATTACKER_PASSWORD, 8)
+    owner = new_session_headers()
+    assert_ok(client.post("/authenticateUser", json={"email": email, "otp": code}, headers=owner))
+    [f.result() for f in futures]
+    pool.shutdown()
+    for headers in sessions:
+        assert assert_ok(client.get("/getSelfUser", headers=headers))["payload"]["isAuthenticated"] is False
+    assert assert_ok(client.get("/getSelfUser", headers=owner))["payload"]["isAuthenticated"] is True
+
+
+def test_sign_ins_in_flight_during_a_password_change_are_signed_out(app, client):
+    from tests.conftest import sign_up
+
+    owner = sign_up(client)
+    pool, futures, sessions = _password_logins_in_flight(app, owner["email"], STRONG_PASSWORD, 8)
+    assert_ok(client.post("/setSelfUserProperties", json={"password": "Brand-N3w!password"}, headers=owner["headers"]))
+    [f.result() for f in futures]
+    pool.shutdown()
+    for headers in sessions:
+        assert assert_ok(client.get("/getSelfUser", headers=headers))["payload"]["isAuthenticated"] is False
+    assert assert_ok(client.get("/getSelfUser", headers=owner["headers"]))["payload"]["isAuthenticated"] is True

@@ -139,12 +139,12 @@ def authenticate_user(body):
         from ..ratelimit import client_key
         from ..services import login_throttle
 
-        login_throttle.check(context.resources(), domain, email, client_key())
+        login_throttle.attempt(context.resources(), domain, email, client_key())
         user = users_service.find_by_email(domain, email)
         # The same answer, status and work for an unknown email and a wrong password.
         if not users_service.verify_password(user, body["password"]) or user is None or user.is_disabled:
-            login_throttle.record_failure(context.resources(), domain, email, client_key())
             raise Unauthorized(_BAD_CREDENTIALS)
+        login_throttle.succeeded(context.resources(), domain, email)
     if user is None or user.is_disabled:
         raise Unauthorized("This account is disabled.")
     users_service.bind_session(session, user, body.get("isAtLeast18Confirmed"))

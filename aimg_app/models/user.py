@@ -32,6 +32,10 @@ class User(me.Document):
     # True once someone proved they hold the mailbox (OTP, magic link, a provider's verified
     # email); a password set before that is dropped when the owner proves it.
     email_verified = me.BooleanField(default=False)
+    # Bumped in the same write that revokes credentials (a password change, the owner
+    # proving the email): every session signed in under an older epoch is signed out, even
+    # one whose sign-in was still in flight when the credential changed.
+    auth_epoch = me.IntField(default=0)
     is_at_least_18_confirmed = me.BooleanField(default=False)
     created_date = me.DateTimeField(default=utcnow)
     updated_date = me.DateTimeField(default=utcnow)

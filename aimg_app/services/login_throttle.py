@@ -1,11 +1,14 @@
-"""Failed password sign-ins, limited per account and per client (OWASP ASVS 5.0 V6.3);
+"""Password sign-in attempts, limited per account and per client (OWASP ASVS 5.0 V6.3);
 wrong admin keys, limited per client.
 
-Only failures count. Once either limit is reached every password attempt on that account
-(or from that client) is answered 429 until the moving window has room again, the right
-password included: otherwise the answer would still tell a guess that hit. The account key
-is the email as typed (normalised), so an unknown email is throttled exactly like a known
-one and the 429 reveals nothing about who has an account.
+An attempt is counted before the password is checked, not after: a burst of parallel
+guesses would otherwise all be checked before the first failure is counted. Past either
+limit every attempt on that account (or from that client) is answered 429 until the moving
+window has room again, the right password included (otherwise the answer would still tell a
+guess that hit). A successful sign-in clears the account's count, so the owner signing in
+now and then never locks themselves out. The account key is the email as typed
+(normalised), so an unknown email is throttled exactly like a known one and the 429 reveals
+nothing about who has an account.
 """
 from __future__ import annotations
 
@@ -16,27 +19,18 @@ from ..errors import TooManyRequests
 THROTTLED = "Too many failed sign-in attempts: please wait a few minutes before trying again."
 
 
-def _limits(settings):
-    return ((parse(settings.login_failures_per_account), "login-fail-account"),
-            (parse(settings.login_failures_per_client), "login-fail-client"))
+def attempt(resources, domain: str, email: str, client: str) -> None:
+    """Count one password attempt; 429 when this account or this client has none left."""
+    limiter, settings = resources.rate_limiter, resources.settings
+    if not limiter.hit(parse(settings.login_failures_per_account), "login-account", f"{domain}:{email}"):
+        raise TooManyRequests(THROTTLED)
+    if not limiter.hit(parse(settings.login_failures_per_client), "login-client", client):
+        raise TooManyRequests(THROTTLED)
 
 
-def _keys(domain: str, email: str, client: str) -> tuple[str, str]:
-    return f"{domain}:{email}", client
-
-
-def check(resources, domain: str, email: str, client: str) -> None:
-    """429 when this account or this client has used up its failed attempts."""
-    limiter = resources.rate_limiter
-    for (limit, namespace), key in zip(_limits(resources.settings), _keys(domain, email, client)):
-        if not limiter.test(limit, namespace, key):
-            raise TooManyRequests(THROTTLED)
-
-
-def record_failure(resources, domain: str, email: str, client: str) -> None:
-    limiter = resources.rate_limiter
-    for (limit, namespace), key in zip(_limits(resources.settings), _keys(domain, email, client)):
-        limiter.hit(limit, namespace, key)
+def succeeded(resources, domain: str, email: str) -> None:
+    resources.rate_limiter.clear(parse(resources.settings.login_failures_per_account), "login-account",
+                                 f"{domain}:{email}")
 
 
 ADMIN_KEY_THROTTLED = "Too many wrong X-Administration-Key attempts from this client: please wait."

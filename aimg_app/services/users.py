@@ -127,10 +127,11 @@ def email_proven(user: User, keep_session_id: str | None) -> User:
         return user
     claimed = User.objects(id=user.id, email_verified__ne=True).update_one(
         set__email_verified=True, set__password_hash=None, pull__login_providers__provider_id="Password",
-        set__updated_date=utcnow())
+        inc__auth_epoch=1, set__updated_date=utcnow())
+    fresh = get_user(user.id) or user
     if claimed:
-        revoke_other_sessions(user, keep_session_id)
-    return get_user(user.id) or user
+        revoke_other_sessions(fresh, keep_session_id)
+    return fresh
 
 
 # --- sessions ---------------------------------------------------------------------------
@@ -141,9 +142,12 @@ def bind_session(session: Session, user: User, is_at_least_18_confirmed: bool | 
     if user.is_disabled:
         raise Unauthorized("This account is disabled.")
     confirmed = bool(is_at_least_18_confirmed) or bool(session.is_at_least_18_confirmed)
-    Session.objects(id=session.id).update_one(set__user_id=user.id, set__updated_date=utcnow(),
+    # ``user`` is the document read when the credential was checked: its epoch is the one
+    # that credential was valid under.
+    Session.objects(id=session.id).update_one(set__user_id=user.id, set__auth_epoch=user.auth_epoch or 0,
+                                              set__updated_date=utcnow(),
                                               set__is_at_least_18_confirmed=confirmed or user.is_at_least_18_confirmed)
-    session.user_id = user.id
+    session.user_id, session.auth_epoch = user.id, user.auth_epoch or 0
     if confirmed and not user.is_at_least_18_confirmed:
         User.objects(id=user.id).update_one(set__is_at_least_18_confirmed=True)
         user.is_at_least_18_confirmed = True
@@ -156,6 +160,11 @@ def sign_out(session: Session) -> bool:
 
 
 def revoke_other_sessions(user: User, keep_session_id: str | None) -> int:
+    """Sign out every session of ``user`` but ``keep_session_id``, which moves to the user's
+    current epoch (the caller bumped it with the credential change)."""
+    epoch = User.objects(id=user.id).scalar("auth_epoch").first() or 0
+    if keep_session_id:
+        Session.objects(id=keep_session_id, user_id=user.id).update_one(set__auth_epoch=epoch)
     return Session.objects(user_id=user.id, id__ne=keep_session_id).update(set__user_id=None)
 
 
@@ -236,7 +245,8 @@ def change_username(user: User, username: str) -> None:
 def change_password(user: User, password: str, keep_session_id: str) -> None:
     """New password; every other session of the user is signed out."""
     validate_password(password)
-    User.objects(id=user.id).update_one(set__password_hash=hash_password(password), set__updated_date=utcnow())
+    User.objects(id=user.id).update_one(set__password_hash=hash_password(password), inc__auth_epoch=1,
+                                        set__updated_date=utcnow())
     add_login_provider(user, "internal", "Password")
     revoke_other_sessions(user, keep_session_id)
 
