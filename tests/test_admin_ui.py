@@ -188,3 +188,26 @@ def test_the_generation_page_survives_missing_pieces(app, client, monkeypatch):
 def test_admin_pages_are_not_in_the_openapi_document(client):
     paths = client.get("/openapi.json").get_json()["paths"]
     assert not [p for p in paths if p.startswith("/admin")]
+
+
+def test_a_tier_given_and_taken_back_and_the_abuse_level(app, client, user):
+    signed_in(client)
+    page = client.get("/admin/users", query_string={"q": user["email"]})
+    assert user["user_id"] in page.get_data(as_text=True)
+    token = csrf_of(page)
+    base = f"/admin/users/{user['user_id']}"
+    client.post(f"{base}/tier", data={"tier": "3", "productId": "friend", "isActive": "true", "csrf_token": token})
+    self_user = assert_ok(client.get("/getSelfUser", headers=user["headers"]))["payload"]
+    assert self_user["tier"] == 3
+    text = client.get("/admin/users", query_string={"q": user["user_id"]}).get_data(as_text=True)
+    assert "Take back" in text and "friend" in text
+    client.post(f"{base}/tier", data={"tier": "3", "productId": "friend", "isActive": "false", "csrf_token": token})
+    assert assert_ok(client.get("/getSelfUser", headers=user["headers"]))["payload"]["tier"] == 0
+    assert client.post(f"{base}/abuse", data={"abuse": "12", "csrf_token": token}).status_code == 400
+    assert client.post(f"{base}/tier", data={"tier": "1", "productId": "bad id!", "csrf_token": token}
+                       ).status_code == 400
+    client.post(f"{base}/abuse", data={"abuse": "1", "csrf_token": token})
+    with app.app_context():
+        actions = [a.action for a in AdminAction.objects(target_id=user["user_id"]).order_by("created_date")]
+    assert actions == ["user.tier.grant", "user.tier.revoke", "user.abuse"]
+    assert client.post("/admin/users/no-such-user/abuse", data={"abuse": "1", "csrf_token": token}).status_code == 404

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable
 
 log = logging.getLogger("aimg.admin")
 
@@ -22,7 +23,7 @@ FAILED_RUNS = 20
 def tolerant(reader: Callable[..., T], *args) -> T | None:
     try:
         return reader(*args)
-    except Exception:  # noqa: BLE001 - shown as "unknown", never a 500
+    except Exception:
         log.warning("admin generation reader failed: %s", getattr(reader, "__name__", reader), exc_info=True)
         return None
 
@@ -48,7 +49,7 @@ def _probe(url: str) -> dict[str, Any]:
         response = httpx.get(f"{url}/system_stats", timeout=PROBE_TIMEOUT_S)
         response.raise_for_status()
         stats = response.json()
-    except Exception as exc:  # noqa: BLE001 - any failure to answer is "down"
+    except Exception as exc:
         return {"ok": False, "error": type(exc).__name__}
     devices = [{"name": d.get("name"), "vramTotal": d.get("vram_total"), "vramFree": d.get("vram_free")}
                for d in stats.get("devices") or [] if isinstance(d, dict)]
@@ -106,7 +107,7 @@ def workers_alive(resources) -> list[dict[str, Any]]:
         try:
             job = worker.get_current_job()
             current = job.id if job is not None else None
-        except Exception:  # noqa: BLE001 - a job that vanished meanwhile
+        except Exception:
             pass
         out.append({"name": worker.name, "state": str(worker.get_state()), "queues": worker.queue_names(),
                     "lastHeartbeat": worker.last_heartbeat, "currentJob": current})
