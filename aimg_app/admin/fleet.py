@@ -23,7 +23,7 @@ FAILED_RUNS = 20
 def tolerant(reader: Callable[..., T], *args) -> T | None:
     try:
         return reader(*args)
-    except Exception:
+    except Exception:  # shown as "unknown", never a 500
         log.warning("admin generation reader failed: %s", getattr(reader, "__name__", reader), exc_info=True)
         return None
 
