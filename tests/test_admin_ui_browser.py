@@ -97,6 +97,9 @@ def shots(tmp_path_factory):
     update_docs = os.environ.get("AIMG_UPDATE_SCREENSHOTS") == "1"
 
     def save(page, name: str) -> None:
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # lazy thumbnails load
+        wait_for_images(page)
+        page.evaluate("window.scrollTo(0, 0)")
         path = folder / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)
         if update_docs:
