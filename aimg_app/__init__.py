@@ -17,6 +17,7 @@ def create_app(settings: Settings | None = None, extra_plugins=()) -> Flask:
     """Build the application. ``extra_plugins`` are registered beside the entry-point ones
     (tests use it for throwaway plugins)."""
     from . import context
+    from .admin import register_admin
     from .api import register_api
     from .envelope import register_error_handlers
     from .ratelimit import limiter
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, extra_plugins=()) -> Flask:
     register_error_handlers(app)
     limiter.init_app(app)
     api = register_api(app)
+    register_admin(app)
     for blueprints in resources.plugins.hook.register_blueprints():
         for blueprint in blueprints or []:
             app.register_blueprint(blueprint)

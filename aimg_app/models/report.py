@@ -35,6 +35,7 @@ class Report(me.Document):
             ("item_id", "status"),
             ("domain", "-reported_date", "-id"),
             ("domain", "status", "-reported_date", "-id"),
+            ("domain", "status", "queues", "-reported_date", "-id"),
             ("author_id", "-reported_date", "-id"),
         ],
     }

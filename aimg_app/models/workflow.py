@@ -60,5 +60,6 @@ class WorkflowState(me.Document):
         "indexes": [
             ("user_id", "-created_date"),
             ("state", "lease_until"),  # finding runs whose worker died
+            ("state", "-end_time", "-id"),  # the latest failed runs (Admin UI)
         ],
     }

@@ -35,9 +35,13 @@ def chromium_executable() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """One headless Chromium for the test process; pages come from ``browser.new_page()``."""
+    """One headless Chromium per test module; pages come from ``browser.new_page()``.
+
+    Module-scoped: while Playwright's sync API runs, the main thread has a running asyncio
+    loop, so code under test that calls ``asyncio.run`` (the in-process generation workers
+    of other modules) would fail if it outlived the module."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
