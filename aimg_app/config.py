@@ -91,6 +91,8 @@ class Settings:
     login_failures_per_account: str = "10 per 15 minutes"
     login_failures_per_client: str = "200 per 15 minutes"
     admin_key_failures_per_client: str = "50 per 15 minutes"  # wrong X-Administration-Key values
+    card_email_rate_limit_per_email: str = "5 per hour"  # payWithCardEmail mails to one address
+    gift_card_attempts_per_user: str = "20 per hour"  # redeemGiftCard tries, counted before the check
     migrate_on_start: bool = True
     disabled_plugins: tuple[str, ...] = ()
     plugin_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -108,7 +110,7 @@ class Settings:
 
     def domain_for_host(self, host: str | None) -> Domain:
         """The domain whose API hosts include ``host`` (port ignored); else the default one."""
-        name = (host or "").split(":")[0].strip().lower()
+        name = (host or "").split(":")[0].strip().lower().rstrip(".")  # "api.site.example." is the same host
         for domain in self.domains:
             if name and (name in domain.hosts or name == domain.identifier or name == f"api.{domain.identifier}"):
                 return domain
@@ -182,6 +184,8 @@ _ENV: dict[str, tuple[str, Any]] = {
     "AIMG_LOGIN_FAILURES_PER_ACCOUNT": ("login_failures_per_account", str),
     "AIMG_LOGIN_FAILURES_PER_CLIENT": ("login_failures_per_client", str),
     "AIMG_ADMIN_KEY_FAILURES_PER_CLIENT": ("admin_key_failures_per_client", str),
+    "AIMG_CARD_EMAIL_RATE_LIMIT_PER_EMAIL": ("card_email_rate_limit_per_email", str),
+    "AIMG_GIFT_CARD_ATTEMPTS_PER_USER": ("gift_card_attempts_per_user", str),
     "AIMG_MIGRATE_ON_START": ("migrate_on_start", _bool),
     "AIMG_DISABLED_PLUGINS": ("disabled_plugins", lambda v: tuple(p.strip() for p in v.split(",") if p.strip())),
     "AIMG_PLUGIN_SETTINGS": ("plugin_settings", json.loads),

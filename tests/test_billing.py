@@ -380,3 +380,11 @@ def test_a_fault_while_applying_leaves_the_delivery_for_the_vendors_retry(app, c
     assert assert_ok(post_test_webhook(client, "flaky-1", events))["payload"]["outcome"] == "applied"
     assert assert_ok(post_test_webhook(client, "flaky-1", events))["payload"]["outcome"] == "duplicate"
     assert self_user(client, user)["tier"] == 1 and len(calls) == 2
+
+
+def test_card_payment_emails_are_limited_per_address_from_any_client(make_app):
+    limited = make_app(card_email_rate_limit_per_email="2 per hour")
+    target = f"inbox-{uuid.uuid4().hex[:8]}@example.com"
+    statuses = [limited.test_client().post("/payWithCardEmail", json={"email": target},
+                                           headers=new_session_headers()).status_code for _ in range(4)]
+    assert statuses == [200, 200, 429, 429]

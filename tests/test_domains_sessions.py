@@ -64,3 +64,11 @@ def test_session_ids_are_normalised(multi):
     assert_ok(ingest(client, "api.aimg.example", sid.upper(), str(uuid.uuid4())))
     with multi.app_context():
         assert Session.objects(id=sid).count() == 1
+
+
+def test_a_fully_qualified_host_with_its_trailing_dot_is_the_same_site(multi):
+    client = multi.test_client()
+    sid, rid = str(uuid.uuid4()), str(uuid.uuid4())
+    assert_ok(ingest(client, "api.other.example.", sid, rid))
+    assert stored_row(client, rid)["domain"] == "other.example"
+    assert_ok(ingest(client, "api.other.example", sid, str(uuid.uuid4())))  # the same session, the same site

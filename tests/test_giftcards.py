@@ -114,3 +114,16 @@ def test_a_card_of_the_same_tier_extends_an_expiring_tier(client, user):
     end_two = dt.datetime.fromisoformat(two["tierExpiration"].rstrip("Z"))
     assert end_two - end_one == dt.timedelta(days=10)
     assert self_user(client, user)["tierExpiration"] == two["tierExpiration"]
+
+
+def test_guessing_codes_is_limited_per_user_even_in_parallel(make_app):
+    limited = make_app(gift_card_attempts_per_user="5 per hour")
+    guesser = sign_up(limited.test_client())
+
+    def attempt(i):
+        return limited.test_client().post("/redeemGiftCard", json={"code": f"GUESS-{i:04d}-AAAA-BBBB"},
+                                          headers=guesser["headers"]).status_code
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        statuses = list(pool.map(attempt, range(12)))
+    assert statuses.count(404) == 5 and statuses.count(429) == 7, statuses

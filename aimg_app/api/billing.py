@@ -20,6 +20,7 @@ from ..services import giftcards as giftcards_service
 from ..services import ledger, sealing
 from ..services import memberships as memberships_service
 from ..services import plans as plans_service
+from ..services.ratelimits import enforce
 from ..services.users import normalize_email
 from .base import Blueprint, admin_only, envelope, success_schema
 
@@ -303,6 +304,10 @@ def pay_with_card_email(body):
         email = user.email
     else:
         raise BadRequest("email is required when you are not signed in.")
+    settings = context.resources().settings
+    enforce(context.resources().rate_limiter, settings.card_email_rate_limit_per_email, "card-email",
+            f"{context.domain().identifier}:{email}",
+            "Too many payment emails for this address: please wait before asking again.")
     # The same answer whether or not the address has an account (no enumeration).
     return ok({"success": memberships_service.pay_with_card_email(context.resources().settings, context.domain(), email)})
 
@@ -335,6 +340,9 @@ def redeem_gift_card(body):
     context.require_session_header()
     user = context.current_user()
     domain = context.domain()
+    # Counted before the code is looked up, so parallel guesses get no more than the limit.
+    enforce(context.resources().rate_limiter, context.resources().settings.gift_card_attempts_per_user,
+            "gift-card-user", user.id, "Too many gift card attempts: please wait before trying again.")
     result = giftcards_service.redeem(context.resources().pg, domain.identifier, user, body["code"], domain.environment)
     result["tierExpiration"] = iso(result["tierExpiration"])
     return ok(result)
