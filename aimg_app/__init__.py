@@ -13,6 +13,24 @@ from .jsonlog import configure_logging, request_id_var
 log = logging.getLogger("aimg.request")
 
 
+# Headers a browser front-end sends, and those it may read from our answers.
+CORS_REQUEST_HEADERS = ("Content-Type", "X-Session-ID", "X-Administration-Key", "Idempotency-Key", "X-Request-ID",
+                        "Last-Event-ID")
+CORS_EXPOSED_HEADERS = ("X-Request-ID", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+                        "X-RateLimit-Reset", "Content-Disposition")
+CORS_MAX_AGE_S = 600
+
+
+def _enable_cors(app: Flask, settings: Settings) -> None:
+    """Browsers may call the API from the configured front-end origins only; sessions travel in
+    ``X-Session-ID``, never in cookies, so no credentials mode is offered."""
+    from flask_cors import CORS
+
+    origins = sorted({origin for domain in settings.domains for origin in domain.origins})
+    CORS(app, origins=origins, allow_headers=list(CORS_REQUEST_HEADERS), expose_headers=list(CORS_EXPOSED_HEADERS),
+         max_age=CORS_MAX_AGE_S, supports_credentials=False, vary_header=True)
+
+
 def create_app(settings: Settings | None = None, extra_plugins=()) -> Flask:
     """Build the application. ``extra_plugins`` are registered beside the entry-point ones
     (tests use it for throwaway plugins)."""
@@ -50,6 +68,7 @@ def create_app(settings: Settings | None = None, extra_plugins=()) -> Flask:
         resources.migrate()
 
     register_error_handlers(app)
+    _enable_cors(app, settings)
     limiter.init_app(app)
     api = register_api(app)
     for blueprints in resources.plugins.hook.register_blueprints():
