@@ -17,6 +17,23 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _port_busy(host: str, port: int) -> bool:
+    import errno
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def _say_port_busy(host: str, port: int) -> int:
+    _say(f"aimg: port {port} on {host} is already in use; stop what listens there or pick another with --port")
+    return 2
+
+
 def _stop_on_sigterm() -> None:
     # Ctrl-C and SIGTERM both unwind through ``finally``, which stops the services.
     if threading.current_thread() is threading.main_thread():
@@ -51,6 +68,8 @@ def cmd_serve(args) -> int:
 
     from . import create_app
 
+    if _port_busy(args.host, args.port):
+        return _say_port_busy(args.host, args.port)
     _stop_on_sigterm()
     try:
         with embedded_services() as settings:
@@ -101,6 +120,8 @@ def cmd_worker(args) -> int:
 def cmd_fake_comfyui(args) -> int:
     from .devservices.fake_comfyui import FakeComfyUI
 
+    if args.port and _port_busy(args.host, args.port):
+        return _say_port_busy(args.host, args.port)
     _stop_on_sigterm()
     FakeComfyUI(args.host, args.port, render_seconds=args.render_seconds).serve_forever()
     return 0
