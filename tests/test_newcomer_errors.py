@@ -41,3 +41,15 @@ def test_a_busy_port_is_one_line_naming_the_port_and_the_setting(command, tmp_pa
     assert done.returncode == 2
     assert "Traceback" not in output and len(output.splitlines()) == 1, output
     assert str(port) in output and "--port" in output
+
+
+def test_a_generation_queued_with_no_worker_says_so(app, client, user):
+    from tests.generation_support import clear_generation_queues
+
+    clear_generation_queues(app)
+    queued = client.post("/generateImage", json={"prompt": "a red fox"}, headers=user["headers"]).get_json()["payload"]
+    assert queued["status"] == "queued" and "no generation worker" in queued["statusMessage"]
+    status = client.get("/getItemStatus", query_string={"imageID": queued["imageID"]},
+                        headers=user["headers"]).get_json()["payload"]
+    assert "aimg worker" in status["statusMessage"]
+    clear_generation_queues(app)
