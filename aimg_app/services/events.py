@@ -19,6 +19,7 @@ log = logging.getLogger("aimg.events")
 
 STREAM_MAX = 500  # events kept per owner: far more than one front-end misses between reconnects
 STREAM_TTL_S = 86400
+MAX_READERS = 10_000  # concurrent streams per API process
 BLOCK_MS = 10_000  # one wait for new events; a keep-alive comment is sent after each empty one
 KINDS = ("queued", "started", "progress", "completed", "failed", "cancelled")
 _STATUS_KIND = {"queued": "queued", "running": "progress", "completed": "completed", "failed": "failed",
@@ -63,7 +64,9 @@ def reader_connection(url: str) -> redis.Redis:
     """A client whose socket waits longer than one blocking read (the shared one gives up sooner)."""
     with _readers_lock:
         if url not in _readers:
-            _readers[url] = redis.Redis.from_url(url, socket_timeout=BLOCK_MS / 1000 + 10, socket_connect_timeout=5)
+            # One connection per open stream (a blocking read holds it).
+            _readers[url] = redis.Redis.from_url(url, socket_timeout=BLOCK_MS / 1000 + 10, socket_connect_timeout=5,
+                                                 max_connections=MAX_READERS)
         return _readers[url]
 
 
@@ -83,7 +86,11 @@ def stream(connection: redis.Redis, owner: str, last_id: str | None, max_seconds
 
     key = stream_key(owner)
     if last_id is None:
-        newest = connection.xrevrange(key, count=1)
+        try:
+            newest = connection.xrevrange(key, count=1)
+        except redis.RedisError:
+            log.warning("reading generation events failed; the stream ends and the browser reconnects")
+            return
         last_id = _text(newest[0][0]) if newest else "0-0"
     deadline = time.monotonic() + max_seconds
     yield "retry: 1000\n\n"
