@@ -35,9 +35,12 @@ def chromium_executable() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """One headless Chromium for the test process; pages come from ``browser.new_page()``."""
+    """One headless Chromium per test module; pages come from ``browser.new_page()``.
+
+    Not per session: while Playwright's sync API runs, the main thread counts as running an
+    event loop, so ``asyncio.run`` (the generation worker's) would fail in later modules."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
