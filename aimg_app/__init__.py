@@ -13,6 +13,37 @@ from .jsonlog import configure_logging, request_id_var
 log = logging.getLogger("aimg.request")
 
 
+# Headers a browser front-end sends, and those it may read from our answers.
+CORS_REQUEST_HEADERS = ("Content-Type", "X-Session-ID", "X-Administration-Key", "Idempotency-Key", "X-Request-ID",
+                        "Last-Event-ID")
+CORS_EXPOSED_HEADERS = ("X-Request-ID", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+                        "X-RateLimit-Reset", "Content-Disposition")
+CORS_MAX_AGE_S = 600
+
+
+DOCS_ASSETS_PATH = "docs/assets"
+
+
+def _serve_docs_assets(app: Flask) -> None:
+    from flask import send_from_directory
+    from swagger_ui_bundle import swagger_ui_path
+
+    def docs_asset(filename: str):
+        return send_from_directory(swagger_ui_path, filename, max_age=86400)
+
+    app.add_url_rule(f"/{DOCS_ASSETS_PATH}/<path:filename>", "docs_asset", docs_asset, methods=["GET"])
+
+
+def _enable_cors(app: Flask, settings: Settings) -> None:
+    """Browsers may call the API from the configured front-end origins only; sessions travel in
+    ``X-Session-ID``, never in cookies, so no credentials mode is offered."""
+    from flask_cors import CORS
+
+    origins = sorted({origin for domain in settings.domains for origin in domain.origins})
+    CORS(app, origins=origins, allow_headers=list(CORS_REQUEST_HEADERS), expose_headers=list(CORS_EXPOSED_HEADERS),
+         max_age=CORS_MAX_AGE_S, supports_credentials=False, vary_header=True)
+
+
 def create_app(settings: Settings | None = None, extra_plugins=()) -> Flask:
     """Build the application. ``extra_plugins`` are registered beside the entry-point ones
     (tests use it for throwaway plugins)."""
@@ -33,7 +64,10 @@ def create_app(settings: Settings | None = None, extra_plugins=()) -> Flask:
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # Swagger UI from the installed swagger-ui-bundle package: /docs works with no network.
+        OPENAPI_SWAGGER_UI_URL=f"/{DOCS_ASSETS_PATH}/",
+        OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None, "persistAuthorization": True,
+                                   "displayOperationId": True, "tryItOutEnabled": True},
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         JSON_SORT_KEYS=False,
         RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
@@ -52,9 +86,11 @@ def create_app(settings: Settings | None = None, extra_plugins=()) -> Flask:
         resources.migrate()
 
     register_error_handlers(app)
+    _enable_cors(app, settings)
     limiter.init_app(app)
     api = register_api(app)
     register_admin(app)
+    _serve_docs_assets(app)
     for blueprints in resources.plugins.hook.register_blueprints():
         for blueprint in blueprints or []:
             app.register_blueprint(blueprint)

@@ -17,6 +17,23 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _port_busy(host: str, port: int) -> bool:
+    import errno
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def _say_port_busy(host: str, port: int) -> int:
+    _say(f"aimg: port {port} on {host} is already in use; stop what listens there or pick another with --port")
+    return 2
+
+
 def _stop_on_sigterm() -> None:
     # Ctrl-C and SIGTERM both unwind through ``finally``, which stops the services.
     if threading.current_thread() is threading.main_thread():
@@ -46,14 +63,59 @@ def embedded_services(only: set[str] | None = None) -> Iterator[Settings]:
         launcher.stop()
 
 
+@contextlib.contextmanager
+def development_children(settings: Settings, *, fake_comfyui: bool, worker: bool) -> Iterator[Settings]:
+    """What makes generation work on a first run: a fake ComfyUI (unless AIMG_COMFYUI_URLS names
+    real ones), one worker, and an admin key when none is configured. Stopped on exit."""
+    import secrets
+    import subprocess
+
+    children: list[subprocess.Popen] = []
+    if not settings.admin_keys:
+        key_file = settings.data_dir / "dev-admin-key"
+        if not key_file.exists():
+            key_file.write_text(f"dev-{secrets.token_urlsafe(24)}")
+            key_file.chmod(0o600)
+        settings.admin_keys = {"dev": key_file.read_text().strip()}
+        os.environ["AIMG_ADMIN_KEYS"] = f"dev:{settings.admin_keys['dev']}"
+        _say(f"  admin key  X-Administration-Key: {settings.admin_keys['dev']}  (development only; "
+             "set AIMG_ADMIN_KEYS to choose your own)")
+    try:
+        if fake_comfyui and not settings.comfyui_urls:
+            from .devservices.service import free_port
+
+            port = free_port()
+            children.append(subprocess.Popen([sys.executable, "-m", "aimg_app", "fake-comfyui", "--port", str(port),
+                                              "--render-seconds", "0.5"]))
+            settings.comfyui_urls = (f"http://127.0.0.1:{port}",)
+            os.environ["AIMG_COMFYUI_URLS"] = settings.comfyui_urls[0]
+            _say(f"  comfyui    {settings.comfyui_urls[0]}  (fake: Pillow renders; --no-fake-comfyui or "
+                 "AIMG_COMFYUI_URLS to use real servers)")
+        if worker and settings.comfyui_urls:
+            children.append(subprocess.Popen([sys.executable, "-m", "aimg_app", "worker"]))
+            _say(f"  worker     1 generation worker on {', '.join(settings.comfyui_urls)}  (--no-worker to run your own)")
+        yield settings
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
 def cmd_serve(args) -> int:
     from werkzeug.serving import run_simple
 
     from . import create_app
 
+    if _port_busy(args.host, args.port):
+        return _say_port_busy(args.host, args.port)
     _stop_on_sigterm()
     try:
-        with embedded_services() as settings:
+        with embedded_services() as settings, development_children(
+                settings, fake_comfyui=args.fake_comfyui, worker=args.worker) as settings:
             app = create_app(settings)
             _say(f"  api        http://{args.host}:{args.port}/  (docs: /docs, OpenAPI: /openapi.json)")
             run_simple(args.host, args.port, app, threaded=True, use_reloader=False, use_debugger=False)
@@ -101,6 +163,8 @@ def cmd_worker(args) -> int:
 def cmd_fake_comfyui(args) -> int:
     from .devservices.fake_comfyui import FakeComfyUI
 
+    if args.port and _port_busy(args.host, args.port):
+        return _say_port_busy(args.host, args.port)
     _stop_on_sigterm()
     FakeComfyUI(args.host, args.port, render_seconds=args.render_seconds).serve_forever()
     return 0
@@ -139,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the embedded services (those not configured) and the API server")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-worker", dest="worker", action="store_false",
+                       help="do not start a generation worker beside the API")
+    serve.add_argument("--no-fake-comfyui", dest="fake_comfyui", action="store_false",
+                       help="do not start a fake ComfyUI when AIMG_COMFYUI_URLS is empty")
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("services", help="run only the embedded services").set_defaults(func=cmd_services)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)

@@ -49,6 +49,31 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _sign_up_generate_and_fetch(api: str) -> None:
+    """The README's first-run recipe: sign up, generate, fetch the image."""
+    import uuid
+
+    headers = {"X-Session-ID": str(uuid.uuid4())}
+    created = requests.post(f"{api}/createUser", json={"email": "first@example.com", "password": "Sup3r-Secret!pass"},
+                            headers=headers, timeout=10).json()
+    assert created["hasError"] is False, created
+    queued = requests.post(f"{api}/generateImage", json={"prompt": "a lighthouse at dawn"}, headers=headers,
+                           timeout=10).json()["payload"]
+    deadline = time.monotonic() + 60
+    while True:
+        status = requests.get(f"{api}/getItemStatus", params={"imageID": queued["imageID"]}, headers=headers,
+                              timeout=10).json()["payload"]
+        if status["status"] not in ("queued", "running"):
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(0.3)
+    assert status["status"] == "completed", status
+    from urllib.parse import urljoin
+
+    image = requests.get(urljoin(api, status["url"]), timeout=10)
+    assert image.status_code == 200 and image.headers["Content-Type"].startswith("image/") and len(image.content) > 100
+
+
 def test_aimg_serve_starts_everything_and_stops_cleanly(tmp_path):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIMG_")}
@@ -67,13 +92,14 @@ def test_aimg_serve_starts_everything_and_stops_cleanly(tmp_path):
         else:
             raise AssertionError("aimg serve did not answer")
         assert response.status_code == 200 and response.json()["hasError"] is False
+        _sign_up_generate_and_fetch(f"http://127.0.0.1:{port}")
         state = json.loads((tmp_path / "services.json").read_text())
         assert {"AIMG_MONGODB_URI", "AIMG_POSTGRES_DSN", "AIMG_REDIS_URL", "AIMG_SEAWEEDFS_URL", "AIMG_SMTP_URL"} <= set(state["env"])
     finally:
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0
-    for name in ("mongodb", "postgres", "redis", "seaweedfs", "smtp"):
+    for name in ("mongodb", "postgres", "redis", "seaweedfs", "smtp", "comfyui", "worker", "X-Administration-Key"):
         assert name in output  # it said what runs where
     assert not (tmp_path / "services.json").exists()
     import psutil

@@ -26,6 +26,7 @@ from aimg_app.errors import Conflict
 from aimg_app.models.base import iso, utcnow
 from aimg_app.models.file import StoredFile
 from aimg_app.models.workflow import WorkflowState
+from aimg_app.services import events
 from aimg_app.services import files as files_service
 from aimg_app.services import items as items_service
 from aimg_app.services import reports as reports_service
@@ -92,6 +93,7 @@ def run_workflow(state_id: str) -> str:
         _finish_failed(state, me, f"Generation stopped after {settings.generation_max_runs} interrupted attempts.")
         return "gave up"
     items_service.mark_running(state.item_ids, 0.0)
+    events.publish_items(res.redis, state.item_ids, "started")
     try:
         outputs = asyncio.run(_run(res, state, me))
         _store_outputs(res, state, me, outputs)
@@ -171,6 +173,7 @@ def _record_progress(state: WorkflowState, me: str, fraction: float, note: str |
         updates["push__log"] = _log_line(note)
     items_service.mark_running(state.item_ids, fraction)
     WorkflowState.objects(id=state.id, worker_name=me).update_one(**updates)
+    events.publish_items(resources().redis, state.item_ids, "progress")
 
 
 # --- outcome ------------------------------------------------------------------------------
@@ -249,6 +252,7 @@ def _store_outputs(res, state: WorkflowState, me: str, outputs: RunOutputs) -> N
         set__error_message=None if produced else "ComfyUI produced no output.", set__progress=1.0,
         set__end_time=utcnow(), set__output_files=output_files, set__lease_until=None,
         push__log=_log_line(f"completed on {outputs.server}: {len(main)} output(s)"))
+    events.publish_items(res.redis, state.item_ids)
 
 
 def _finish_failed(state: WorkflowState, me: str, message: str, cancelled: bool = False) -> None:
@@ -260,6 +264,7 @@ def _finish_failed(state: WorkflowState, me: str, message: str, cancelled: bool 
     WorkflowState.objects(id=state.id, worker_name=me, state="running").update_one(
         set__state="cancelled" if cancelled else "error", set__is_error=True, set__error_message=message,
         set__end_time=utcnow(), set__lease_until=None, push__log=_log_line(f"failed: {message}"))
+    events.publish_items(resources().redis, state.item_ids)
 
 
 # --- runs whose worker died ---------------------------------------------------------------

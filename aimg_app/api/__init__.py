@@ -23,13 +23,12 @@ def chapters() -> list:
 
 
 def register_api(app: Flask) -> Api:
+    from .openapi import ContractDocPlugin
+
     api = Api(app, spec_kwargs={
         "info": {"description": "The AIMG Back-End API. Every JSON answer is the envelope "
                                 "{hasError, errorMessage?, errorCode?, payload, metadata?}."},
-        "components": {"securitySchemes": {
-            "session": {"type": "apiKey", "in": "header", "name": "X-Session-ID"},
-            "adminKey": {"type": "apiKey", "in": "header", "name": "X-Administration-Key"},
-        }},
+        "extra_plugins": [ContractDocPlugin(app)],
     })
     for chapter in chapters():
         api.register_blueprint(chapter.blp)

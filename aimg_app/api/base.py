@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import flask_smorest
 from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
-from webargs.flaskparser import FlaskParser
+from webargs.flaskparser import FlaskParser, is_json_request
 
 from ..envelope import render_http_exception
+from ..errors import UnsupportedMediaType
 from ..pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 
@@ -14,6 +15,12 @@ class Parser(FlaskParser):
     # Query strings often carry cache-busters; unknown JSON fields are more likely typos.
     DEFAULT_UNKNOWN_BY_LOCATION = {"query": EXCLUDE, "querystring": EXCLUDE, "headers": EXCLUDE,
                                    "cookies": EXCLUDE, "form": EXCLUDE, "files": EXCLUDE, "json": RAISE}
+
+    def _raw_load_json(self, req):
+        # A form or text body would otherwise read as "Missing data for required field".
+        if not is_json_request(req) and (req.content_length or req.mimetype):
+            raise UnsupportedMediaType("Send the body as JSON, with Content-Type: application/json.")
+        return super()._raw_load_json(req)
 
 
 def admin_only(view):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import request
 from marshmallow import Schema, fields, validate
 
-from .. import context
+from .. import context, queueing
 from ..envelope import ok
 from ..services import generation as generation_service
 from ..services import idempotency
@@ -39,6 +39,8 @@ class GenerationStatusSchema(Schema):
     frames = fields.List(fields.Nested(VideoFrameSchema))
     progress = fields.Float(metadata={"description": "0 to 1, while running."})
     errorMessage = fields.String(metadata={"description": "Why it failed, when status is failed."})
+    statusMessage = fields.String(metadata={"description": "Beyond the contract: why a queued Item does not move "
+                                                           "(no worker is running)."})
 
 
 GenerationStatusResponse = envelope("GenerationStatusResponse", fields.Nested(GenerationStatusSchema))
@@ -74,6 +76,16 @@ class GenerateVideoSchema(Schema):
     folderID = _ID
 
 
+NO_WORKER_MESSAGE = ("Queued, but no generation worker is running: it starts when one does "
+                     "(`aimg worker`, or `aimg serve` without --no-worker).")
+
+
+def _hint(status: dict) -> dict:
+    if status.get("status") == "queued" and not queueing.workers_alive(context.resources().redis):
+        return {**status, "statusMessage": NO_WORKER_MESSAGE}
+    return status
+
+
 def _generate(body: dict, mtype: str, endpoint: str) -> dict:
     context.require_session_header()
     session = context.current_session()
@@ -94,7 +106,7 @@ def _generate(body: dict, mtype: str, endpoint: str) -> dict:
 @blp.response(200, GenerationStatusResponse)
 def generate_image(body):
     """Queue the generation of an image with a Model (default f222)."""
-    return ok(_generate(body, "image", "generateImage"))
+    return ok(_hint(_generate(body, "image", "generateImage")))
 
 
 @blp.route("/generateVideo", methods=["POST"])
@@ -103,7 +115,7 @@ def generate_image(body):
 @blp.response(200, GenerationStatusResponse)
 def generate_video(body):
     """Queue the generation of a video with a Model (default model3)."""
-    return ok(_generate(body, "video", "generateVideo"))
+    return ok(_hint(_generate(body, "video", "generateVideo")))
 
 
 class ItemStatusArgs(Schema):
@@ -119,8 +131,8 @@ def get_item_status(args):
     user = context.current_user(required=False)
     if user is None and session_id is None and context.admin_name() is None:
         context.require_session_header()
-    return ok(generation_service.item_status(context.resources(), args["imageID"], user=user, session_id=session_id,
-                                             is_admin=context.admin_name() is not None))
+    return ok(_hint(generation_service.item_status(context.resources(), args["imageID"], user=user,
+                                                   session_id=session_id, is_admin=context.admin_name() is not None)))
 
 
 class ModelIdsArgs(Schema):

@@ -63,7 +63,8 @@ class EmbeddedServices:
         for svc in self.running:
             self.exports.update(svc.exports())
             self.say(f"  {svc.name:<10} {svc.describe()}")
-        self._write_state()
+        if self.running:  # a process that started nothing must not hide the one that did
+            self._write_state()
         return dict(self.exports)
 
     def _write_state(self) -> None:

@@ -122,3 +122,14 @@ def user_lock(connection: redis.Redis, owner: str, wait_s: float = 5.0, ttl_ms: 
     finally:
         with contextlib.suppress(redis.RedisError):
             connection.eval(_RELEASE, 1, key, token)
+
+
+def workers_alive(connection: redis.Redis) -> bool:
+    """Whether any RQ worker is registered: a worker heartbeats its key, which lapses when it
+    dies, and a stopped worker removes it."""
+    from rq import Worker
+
+    try:
+        return Worker.count(connection=connection) > 0
+    except redis.RedisError:
+        return True  # unknown: say nothing rather than something false

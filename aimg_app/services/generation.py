@@ -17,7 +17,7 @@ from ..models.item import Item
 from ..models.workflow import WorkflowState
 from ..models.base import iso, utcnow
 from ..plugin_api import GenerationModel
-from . import abuse, files as files_service, items as items_service, tiers
+from . import abuse, events, files as files_service, items as items_service, tiers
 from .workflows import (
     RunPlan,
     _item_params,
@@ -291,6 +291,7 @@ def cancel(resources, *, image_id: str | None, workflow_id: str | None, user, se
             push__log=f"{iso(utcnow())} cancelled while queued")
         for item_id in state.item_ids:
             items_service.cancel_item(item_id)
+        events.publish_items(resources.redis, state.item_ids)
     elif state.state in ("queued", "running"):
         # The worker sees the flag between progress messages and interrupts ComfyUI.
         WorkflowState.objects(id=state.id, state__in=("queued", "running")).update_one(

@@ -343,6 +343,9 @@ def start_run(resources, plan: RunPlan) -> tuple[WorkflowState, list[Item]]:
         WorkflowState.objects(id=state_id).update_one(set__state="error", set__is_error=True, set__end_time=utcnow(),
                                                       set__error_message="The generation queue was unavailable.")
         raise
+    from . import events
+
+    events.publish_items(redis, state.item_ids, position=queueing.position(redis, name, state_id))
     return state, items
 
 

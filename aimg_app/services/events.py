@@ -1,0 +1,110 @@
+"""Generation events per owner (a user, or an anonymous session), pushed to ``GET /events``.
+
+Each owner has one Redis Stream, capped at ``STREAM_MAX`` entries and expiring a day after
+its last event, so a reconnecting browser (``Last-Event-ID`` = a stream id) gets what it
+missed and nothing twice. ``publish_items`` is the one writer: it reads the Items' current
+state, so an event says what ``getItemStatus`` would say at that moment.
+"""
+from __future__ import annotations
+
+import json
+import re
+import logging
+import threading
+from typing import Iterable, Iterator
+
+import redis
+
+log = logging.getLogger("aimg.events")
+
+STREAM_MAX = 500  # events kept per owner: far more than one front-end misses between reconnects
+STREAM_TTL_S = 86400
+MAX_READERS = 10_000  # concurrent streams per API process
+BLOCK_MS = 10_000  # one wait for new events; a keep-alive comment is sent after each empty one
+KINDS = ("queued", "started", "progress", "completed", "failed", "cancelled")
+_STATUS_KIND = {"queued": "queued", "running": "progress", "completed": "completed", "failed": "failed",
+                "cancelled": "cancelled"}
+_STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+
+
+def stream_key(owner: str) -> str:
+    return f"aimg:events:{owner}"
+
+
+def publish(connection: redis.Redis, owner: str, kind: str, data: dict) -> str | None:
+    """Append one event; a Redis failure is logged, never raised (the generation goes on)."""
+    try:
+        pipe = connection.pipeline(transaction=False)
+        pipe.xadd(stream_key(owner), {"event": kind, "data": json.dumps(data, separators=(",", ":"))},
+                  maxlen=STREAM_MAX, approximate=True)
+        pipe.expire(stream_key(owner), STREAM_TTL_S)
+        event_id = pipe.execute()[0]
+        return event_id.decode() if isinstance(event_id, bytes) else event_id
+    except redis.RedisError:
+        log.warning("publishing a generation event failed", extra={"owner": owner, "event": kind})
+        return None
+
+
+def publish_items(connection: redis.Redis, item_ids: Iterable[str], kind: str | None = None,
+                  position: int | None = None) -> None:
+    """One event per Item, from its current state (``kind`` defaults to what its status means)."""
+    from ..models.item import Item
+    from .generation import status_object
+
+    for item in Item.objects(id__in=list(item_ids)):
+        data = status_object(item, None, position)
+        publish(connection, item.user_id, kind or _STATUS_KIND.get(item.status, item.status), data)
+
+
+_readers: dict[str, redis.Redis] = {}
+_readers_lock = threading.Lock()
+
+
+def reader_connection(url: str) -> redis.Redis:
+    """A client whose socket waits longer than one blocking read (the shared one gives up sooner)."""
+    with _readers_lock:
+        if url not in _readers:
+            # One connection per open stream (a blocking read holds it).
+            _readers[url] = redis.Redis.from_url(url, socket_timeout=BLOCK_MS / 1000 + 10, socket_connect_timeout=5,
+                                                 max_connections=MAX_READERS)
+        return _readers[url]
+
+
+def valid_event_id(value: str | None) -> str | None:
+    return value.strip() if value and _STREAM_ID.match(value.strip()) else None
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def stream(connection: redis.Redis, owner: str, last_id: str | None, max_seconds: float,
+           block_ms: int = BLOCK_MS) -> Iterator[str]:
+    """Server-Sent Events text for ``owner`` after ``last_id`` (None: from now on), for at most
+    ``max_seconds`` (the browser then reconnects with ``Last-Event-ID``)."""
+    import time
+
+    key = stream_key(owner)
+    if last_id is None:
+        try:
+            newest = connection.xrevrange(key, count=1)
+        except redis.RedisError:
+            log.warning("reading generation events failed; the stream ends and the browser reconnects")
+            return
+        last_id = _text(newest[0][0]) if newest else "0-0"
+    deadline = time.monotonic() + max_seconds
+    yield "retry: 1000\n\n"
+    while time.monotonic() < deadline:
+        wait = int(min(block_ms, max(1.0, (deadline - time.monotonic()) * 1000)))
+        try:
+            answer = connection.xread({key: last_id}, count=100, block=wait)
+        except redis.RedisError:
+            log.warning("reading generation events failed; the stream ends and the browser reconnects")
+            return
+        if not answer:
+            yield ": keep-alive\n\n"
+            continue
+        for event_id, fields in answer[0][1]:
+            last_id = _text(event_id)
+            fields = {_text(k): _text(v) for k, v in fields.items()}
+            yield f"id: {last_id}\nevent: {fields['event']}\ndata: {fields['data']}\n\n"

@@ -1,0 +1,171 @@
+"""GET /events in a real browser: a generation's events arrive in order, and a dropped stream
+resumes (EventSource's own Last-Event-ID) without loss or duplicates."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+import requests
+
+from aimg_app.config import Domain
+from aimg_app.devservices.fake_comfyui import FakeComfyUI
+from tests.conftest import STRONG_PASSWORD
+from tests.generation_support import clear_generation_queues
+from tests.support.live import free_port, serve_app, serve_page
+
+PAGE = """<!doctype html><html><body><script>
+window.got = [];
+window.listen = (url) => {
+  const source = new EventSource(url);
+  window.source = source;
+  window.opens = 0;
+  source.onopen = () => { window.opens += 1; };
+  for (const kind of ["queued", "started", "progress", "completed", "failed", "cancelled"]) {
+    source.addEventListener(kind, (e) => window.got.push({id: e.lastEventId, type: e.type, data: JSON.parse(e.data)}));
+  }
+};
+</script></body></html>"""
+
+
+@pytest.fixture(scope="module")
+def comfy():
+    with FakeComfyUI(render_seconds=0.4) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def front_end():
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def app(make_app, comfy, front_end):
+    domain = Domain(identifier="localhost", display_name="AIMG", environment="dev",
+                    origins=(f"http://127.0.0.1:{front_end}",), hosts=("127.0.0.1", "localhost"))
+    app = make_app(domains=(domain,), comfyui_urls=(comfy.url,))
+    clear_generation_queues(app)
+    return app
+
+
+@pytest.fixture(scope="module")
+def live(app):
+    with serve_app(app) as url:
+        yield url
+
+
+def _sign_up(api: str) -> dict:
+    sid = str(uuid.uuid4())
+    body = requests.post(f"{api}/createUser", json={"email": f"ev-{sid[:8]}@example.com", "password": STRONG_PASSWORD},
+                         headers={"X-Session-ID": sid}, timeout=10).json()
+    return {"sid": sid, "user_id": body["payload"]["userID"]}
+
+
+def _work(app) -> None:
+    """Playwright's loop owns this thread; the worker runs its own in another (where signal
+    handlers cannot be installed)."""
+    import threading
+
+    from rq import Queue, SimpleWorker
+
+    from tests.generation_support import generation_queue_names
+    from workers import jobs
+
+    from rq.timeouts import TimerDeathPenalty
+
+    class ThreadWorker(SimpleWorker):
+        death_penalty_class = TimerDeathPenalty
+
+        def _install_signal_handlers(self):
+            pass
+
+    resources = app.extensions["aimg"]
+    jobs.set_resources(resources)
+    queues = [Queue(n, connection=resources.redis) for n in generation_queue_names(app)]
+    thread = threading.Thread(target=lambda: ThreadWorker(queues, connection=resources.redis).work(
+        burst=True, with_scheduler=False, logging_level="WARNING"))
+    thread.start()
+    thread.join(60)
+
+
+def _wait(page, expression: str, seconds: float = 20) -> None:
+    page.wait_for_function(expression, timeout=seconds * 1000)
+
+
+def _stored(app, user_id: str) -> list[tuple[str, str, str]]:
+    """What the server kept for the user: (id, type, imageID) in order."""
+    entries = app.extensions["aimg"].redis.xrange(f"aimg:events:{user_id}")
+    return [(i.decode(), f[b"event"].decode(), json.loads(f[b"data"])["imageID"]) for i, f in entries]
+
+
+def test_a_generation_pushes_its_events_in_order(app, live, page, front_end):
+    user = _sign_up(live)
+    with serve_page(PAGE, port=front_end) as origin:
+        page.goto(origin + "/")
+        page.evaluate("url => window.listen(url)", f"{live}/events?sessionID={user['sid']}")
+        _wait(page, "window.opens >= 1")
+        queued = requests.post(f"{live}/generateImage", json={"prompt": "a red fox"},
+                               headers={"X-Session-ID": user["sid"]}, timeout=10).json()["payload"]
+        _work(app)
+        _wait(page, "window.got.some(e => e.type === 'completed')")
+        got = page.evaluate("window.got")
+    kinds = [e["type"] for e in got]
+    assert kinds[0] == "queued" and got[0]["data"]["queuePosition"] >= 1
+    assert kinds[1] == "started" and kinds[-1] == "completed"
+    assert set(kinds[2:-1]) <= {"progress"} and len(kinds) >= 3
+    assert all(e["data"]["imageID"] == queued["imageID"] for e in got)
+    assert got[-1]["data"]["url"].startswith("/getFile?id=")
+    assert [e["id"] for e in got] == [s[0] for s in _stored(app, user["user_id"])]
+
+
+def test_a_dropped_stream_resumes_without_loss_or_duplicates(app, live, page, front_end, monkeypatch):
+    from aimg_app.api import events as events_api
+
+    monkeypatch.setattr(events_api, "MAX_STREAM_SECONDS", 0.7)  # the server drops every stream quickly
+    user = _sign_up(live)
+    with serve_page(PAGE, port=front_end) as origin:
+        page.goto(origin + "/")
+        page.evaluate("url => window.listen(url)", f"{live}/events?sessionID={user['sid']}")
+        _wait(page, "window.opens >= 1")
+        ids = []
+        for prompt in ("one", "two"):  # one at a time: a free user's concurrency limit
+            ids.append(requests.post(f"{live}/generateImage", json={"prompt": prompt},
+                                     headers={"X-Session-ID": user["sid"]}, timeout=10).json()["payload"]["imageID"])
+            _work(app)
+        _wait(page, f"window.got.filter(e => e.type === 'completed').length === 2")
+        time.sleep(1.5)  # another reconnect or two: nothing is sent twice
+        got = page.evaluate("window.got")
+        opens = page.evaluate("window.opens")
+        page.evaluate("window.source.close()")
+    assert opens >= 2, "the stream was never dropped and reopened"
+    stored = _stored(app, user["user_id"])
+    assert [(e["id"], e["type"], e["data"]["imageID"]) for e in got] == stored
+    assert len({e["id"] for e in got}) == len(got)
+    assert {image for _, kind, image in stored if kind == "completed"} == set(ids)
+
+
+def test_reopening_with_last_event_id_gets_only_what_was_missed(app, live):
+    user = _sign_up(live)
+    requests.post(f"{live}/generateImage", json={"prompt": "three"}, headers={"X-Session-ID": user["sid"]}, timeout=10)
+    _work(app)
+    stored = _stored(app, user["user_id"])
+    assert len(stored) >= 3
+    with requests.get(f"{live}/events", headers={"X-Session-ID": user["sid"], "Last-Event-ID": stored[0][0]},
+                      stream=True, timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        seen = []
+        for line in response.iter_lines(decode_unicode=True):
+            if line.startswith("id: "):
+                seen.append(line[4:])
+            if len(seen) == len(stored) - 1:
+                break
+    assert seen == [s[0] for s in stored[1:]]
+
+
+def test_events_need_a_session(live):
+    response = requests.get(f"{live}/events", timeout=10)
+    assert response.status_code == 400 and "X-Session-ID" in response.json()["errorMessage"]
+    bad = requests.get(f"{live}/events", headers={"X-Session-ID": str(uuid.uuid4()), "Last-Event-ID": "nope"},
+                       timeout=10)
+    assert bad.status_code == 400
