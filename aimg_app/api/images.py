@@ -278,11 +278,7 @@ def delete_items(args):
                 raise Forbidden("Deleting all Items requires a PRO tier above 2.")
         elif User.objects(id=target).count() == 0:
             raise NotFound("User not found.")
-        ids = [batch for batch in items_service._ids_of_user(target, is_deleted=False)]
-        touched = items_service.Touched()
-        out = [(i, *items_service.delete_item(i, touched=touched)) for batch in ids for i in batch]
-        touched.flush()
-        return ok(results(out))
+        return ok(results(items_service.delete_items_of_user(target)))
     ids = library.check_ids(args.get("imageIDs") or [], limit=items_service.MAX_BULK_IDS) if args.get(
         "imageIDs") is not None else None
     if not ids:

@@ -5,7 +5,8 @@ from marshmallow import Schema, fields, validate
 
 from .. import context
 from ..envelope import ok
-from ..errors import BadRequest, Conflict, Unauthorized
+from ..errors import BadRequest
+from ..services import sign_in
 from ..services import users as users_service
 from ..services.passwords import generate_strong_password
 from .base import Blueprint, admin_only, envelope, success_schema
@@ -83,29 +84,12 @@ def _self_user_payload(session, user, picture: bool = False, extended_price: boo
 @blp.response(200, SelfUserResponse)
 def create_user(body):
     """Create a user by email with a password or a one-time password, and sign them in."""
-    from ..services import otp as otp_service
-
-    if not body.get("password") and not body.get("otp"):
-        raise BadRequest("At least one of password or otp must be provided.")
     session = context.current_session(create=True)
-    domain = context.domain().identifier
-    email = users_service.normalize_email(body["email"])
-    provider = None
-    if body.get("otp"):
-        otp_service.consume(context.resources(), domain, email, body["otp"])
-        from ..models.user import LoginProviderLink
-
-        provider = LoginProviderLink(provider_type="internal", provider_id="OTP")
-    user = users_service.create_user(
-        domain, email, username=body.get("username"), password=body.get("password"), provider=provider,
-        is_at_least_18_confirmed=body.get("isAtLeast18Confirmed", False), ref_list=body["refList"],
-        rs=body.get("rs"),
-    )
-    users_service.bind_session(session, user, body.get("isAtLeast18Confirmed"))
+    user = sign_in.create_account(
+        context.resources(), context.domain().identifier, session, email=body["email"], password=body.get("password"),
+        otp=body.get("otp"), username=body.get("username"), is_at_least_18_confirmed=body.get("isAtLeast18Confirmed"),
+        ref_list=body["refList"], rs=body.get("rs"))
     return ok(_self_user_payload(session, user))
-
-
-_BAD_CREDENTIALS = "The email or the password is incorrect."
 
 
 @blp.route("/authenticateUser", methods=["POST"])
@@ -114,40 +98,12 @@ _BAD_CREDENTIALS = "The email or the password is incorrect."
 def authenticate_user(body):
     """Sign a user in with a password or a one-time password (an OTP sign-in creates the
     user when the email is new)."""
-    from ..services import otp as otp_service
+    from ..ratelimit import client_key
 
-    if not body.get("password") and not body.get("otp"):
-        raise BadRequest("At least one of password or otp must be provided.")
     session = context.current_session(create=True)
-    domain = context.domain().identifier
-    email = users_service.normalize_email(body["email"])
-    if body.get("otp"):
-        otp_service.consume(context.resources(), domain, email, body["otp"])
-        user = users_service.find_by_email(domain, email)
-        if user is None:
-            from ..models.user import LoginProviderLink
-
-            try:
-                user = users_service.create_user(domain, email, provider=LoginProviderLink(
-                    provider_type="internal", provider_id="OTP"), is_at_least_18_confirmed=body.get("isAtLeast18Confirmed", False))
-            except Conflict:  # created by a parallel sign-in with the same email
-                user = users_service.find_by_email(domain, email)
-        else:
-            users_service.add_login_provider(user, "internal", "OTP")
-            user = users_service.email_proven(user, keep_session_id=session.id)
-    else:
-        from ..ratelimit import client_key
-        from ..services import login_throttle
-
-        login_throttle.attempt(context.resources(), domain, email, client_key())
-        user = users_service.find_by_email(domain, email)
-        # The same answer, status and work for an unknown email and a wrong password.
-        if not users_service.verify_password(user, body["password"]) or user is None or user.is_disabled:
-            raise Unauthorized(_BAD_CREDENTIALS)
-        login_throttle.succeeded(context.resources(), domain, email)
-    if user is None or user.is_disabled:
-        raise Unauthorized("This account is disabled.")
-    users_service.bind_session(session, user, body.get("isAtLeast18Confirmed"))
+    user = sign_in.authenticate(
+        context.resources(), context.domain().identifier, session, client_key(), email=body["email"],
+        password=body.get("password"), otp=body.get("otp"), is_at_least_18_confirmed=body.get("isAtLeast18Confirmed"))
     return ok(_self_user_payload(session, user))
 
 
@@ -387,17 +343,11 @@ class ProfilePictureBannedSchema(AdminTargetSchema):
 def set_profile_picture_banned(body):
     """Ban (removing the picture) or unban a user's profile picture (admins only); without
     profilePictureBanned, reads it. The payload is an array with one object per user."""
-    from ..models import User
     from ..services import profile_pictures
 
-    context.require_admin()
     user = users_service.find_target(context.domain().identifier, body.get("userID"), body.get("email"))
     if "profilePictureBanned" in body:
-        banned = body["profilePictureBanned"]
-        User.objects(id=user.id).update_one(set__profile_picture_banned=banned)
-        if banned:
-            profile_pictures.remove_picture(context.resources(), user)
-        user.profile_picture_banned = banned
+        profile_pictures.set_banned(context.resources(), user, body["profilePictureBanned"])
     return ok([{"userID": user.id, "profilePictureBanned": bool(user.profile_picture_banned)}])
 
 
@@ -412,12 +362,8 @@ class AdditionalInformationSchema(AdminTargetSchema):
 def set_user_additional_information(body):
     """Set (or, when absent or empty, clear) an admin's notes on a user (admins only). The
     payload is an array with one object per user."""
-    from ..models import User
-
-    context.require_admin()
     user = users_service.find_target(context.domain().identifier, body.get("userID"), body.get("email"))
-    info = body.get("additionalInformation") or None
-    User.objects(id=user.id).update_one(set__additional_information=info)
+    info = users_service.set_additional_information(user, body.get("additionalInformation"))
     return ok([{"userID": user.id, "additionalInformation": info or ""}])
 
 

@@ -294,16 +294,20 @@ def _ids_of_user(user_id: str, **conditions) -> Iterable[list[str]]:
         last = batch[-1]
 
 
+def delete_items_of_user(user_id: str) -> list[tuple[str, bool, str]]:
+    """Soft-delete every Item of a user, batch by batch: (id, deleted, why not) each
+    (protected Items stay, and say so)."""
+    results = []
+    touched = Touched()
+    for batch in _ids_of_user(user_id, is_deleted=False):
+        results += [(item_id, *delete_item(item_id, touched=touched)) for item_id in batch]
+    touched.flush()
+    return results
+
+
 def delete_all_items_of_user(user_id: str) -> int:
     """Soft-delete every deletable Item of a user (protected ones stay); the number deleted."""
-    deleted = 0
-    touched = Touched()
-    for batch in _ids_of_user(user_id, is_deleted=False, is_protected=False):
-        for item_id in batch:
-            done, _ = delete_item(item_id, touched=touched)
-            deleted += done
-    touched.flush()
-    return deleted
+    return sum(1 for _id, done, _why in delete_items_of_user(user_id) if done)
 
 
 def restore_all_items_of_user(user_id: str) -> list[tuple[str, bool, str]]:

@@ -146,3 +146,11 @@ def picture_data_uri(resources, user: User) -> str | None:
         return to_data_uri(read_file(resources.files, user.profile_picture_file_id).data)
     except ApiError:
         return None
+
+
+def set_banned(resources, user: User, banned: bool) -> None:
+    """Ban (the picture is removed) or unban a user's profile picture."""
+    User.objects(id=user.id).update_one(set__profile_picture_banned=bool(banned))
+    if banned:
+        remove_picture(resources, user)
+    user.profile_picture_banned = bool(banned)

@@ -361,10 +361,16 @@ def delete_user(user: User, delete_items: bool = False) -> bool:
     if delete_items:
         from . import items
 
-        deleter = getattr(items, "delete_all_items_of_user", None)
-        if deleter is not None:
-            deleter(user.id)
+        items.delete_all_items_of_user(user.id)
     return bool(changed)
+
+
+def set_additional_information(user: User, info: str | None) -> str | None:
+    """An admin's notes on a user; empty clears them."""
+    info = info or None
+    User.objects(id=user.id).update_one(set__additional_information=info, set__updated_date=utcnow())
+    user.additional_information = info
+    return info
 
 
 def set_abuse_level(user: User, level) -> int:
