@@ -14,12 +14,13 @@ from .. import context
 from ..envelope import ok
 from ..errors import BadRequest, Forbidden, NotFound
 from ..models.base import iso, utcnow
-from ..plugin_api import InvalidSignature, MalformedWebhook, WebhookRequest
+from ..plugin_api import WebhookRequest
 from ..ratelimit import client_key, limiter
 from ..services import giftcards as giftcards_service
-from ..services import ledger, sealing
+from ..services import sealing
 from ..services import memberships as memberships_service
 from ..services import plans as plans_service
+from ..services import webhooks as webhooks_service
 from ..services.ratelimits import enforce
 from ..services.users import normalize_email
 from .base import Blueprint, admin_only, envelope, success_schema
@@ -387,26 +388,10 @@ def webhook(processor_id):
         remote_addr=request.remote_addr or "", received_at=utcnow(), price_of=lambda product_id: _price_of(
             domain.identifier, product_id))
     payload = body.decode("utf-8", "replace") or request.query_string.decode("utf-8", "replace")
-    try:
-        result = processor.parse_webhook(incoming)
-    except InvalidSignature as exc:
-        ledger.record_rejected(resources.pg, processor_id, domain.identifier, str(exc) or "invalid signature", payload,
-                               incoming.remote_addr)
-        raise BadRequest("The webhook could not be verified.") from None
-    except MalformedWebhook as exc:
-        ledger.record_rejected(resources.pg, processor_id, domain.identifier, f"malformed payload: {exc}", payload,
-                               incoming.remote_addr)
-        raise BadRequest("The webhook payload is malformed.") from None
-    except (ValueError, KeyError, TypeError, AttributeError, IndexError):
-        ledger.record_rejected(resources.pg, processor_id, domain.identifier, "malformed payload", payload,
-                               incoming.remote_addr)
-        raise BadRequest("The webhook payload is malformed.") from None
-    outcome = ledger.process(resources.pg, processor=processor_id, domain=domain.identifier, event_id=result.event_id,
-                             event_type=result.event_type, events=result.events, payload=payload,
-                             remote_addr=incoming.remote_addr, env=domain.environment)
-    if result.response_text is not None:
-        return Response(result.response_text, mimetype="text/plain")
-    return ok({"received": True, "outcome": outcome})
+    received = webhooks_service.receive(resources, processor, domain, incoming, payload)
+    if received.response_text is not None:
+        return Response(received.response_text, mimetype="text/plain")
+    return ok({"received": True, "outcome": received.outcome})
 
 
 @blp.route("/checkout/<processor_id>", methods=["GET"])
