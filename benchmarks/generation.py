@@ -1,17 +1,25 @@
-"""Generation throughput: the whole path against ComfyUI alone.
+"""Generation throughput and per-job overhead: the whole path against ComfyUI alone.
 
-Runs N generations through HTTP (the Flask app) -> RQ -> ``aimg`` worker processes -> a
-fake ComfyUI with a fixed render time, and, in the same run, the same N prompts posted
-straight to a fake ComfyUI. Prints both throughputs, their ratio, and the mean idle gap of
-a ComfyUI server between two jobs (what the workers cost the GPU).
+Throughput: N generations through HTTP (the Flask app) -> Redis -> ``aimg`` worker
+processes -> fake ComfyUI servers with a fixed render time, and, in the same run, the same
+N prompts posted straight to one fake ComfyUI. Prints both throughputs, their ratio, and
+the mean idle gap of a ComfyUI server between two jobs (what the workers cost the GPU).
 
-    .venv/bin/python -m benchmarks.generation -n 40 --render-seconds 0.2 --servers 1
+Overhead (``--overhead N``, render time 0, one job at a time, a worker in this process):
+the median and p95 of queued -> submitted to ComfyUI and of ComfyUI done -> Item completed,
+the generateImage latency, and the MongoDB commands one job costs (pymongo command
+monitoring: the API request's and the worker's, counted apart).
+
+    .venv/bin/python -m benchmarks.generation -n 40 --render-seconds 0.2 --servers 1 --workers-per-server 1
+    .venv/bin/python -m benchmarks.generation --overhead 40 --skip-throughput
 """
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -121,13 +129,134 @@ def whole_path(n: int, render_seconds: float, servers: int, workers_per_server: 
         launcher.stop()
 
 
+class _CommandCounter:
+    """Counts MongoDB commands, split by the thread that sent them (the API request runs on
+    the main thread, the worker on its slot and helper threads)."""
+
+    def __init__(self):
+        import threading
+
+        from pymongo import monitoring
+
+        self.main = self.worker = 0
+        self._main_thread = threading.main_thread()
+        self._threading = threading
+        counter = self
+
+        class Listener(monitoring.CommandListener):
+            def started(self, event):
+                if counter._threading.current_thread() is counter._main_thread:
+                    counter.main += 1
+                else:
+                    counter.worker += 1
+
+            def succeeded(self, event):
+                pass
+
+            def failed(self, event):
+                pass
+
+        monitoring.register(Listener())
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def overhead(n: int) -> dict:
+    """One job at a time on one fake ComfyUI with render time 0, a worker in this process."""
+    import threading
+
+    counter = _CommandCounter()  # before any MongoClient exists
+    from aimg_app import create_app
+    from aimg_app.config import load_settings
+    from aimg_app.devservices import EmbeddedServices
+    from aimg_app.devservices.fake_comfyui import FakeComfyUI
+    from aimg_app.models.item import Item
+    from aimg_app.models.workflow import WorkflowState
+    from workers import jobs
+    from workers.main import generation_queues
+
+    data_dir = Path(tempfile.mkdtemp(prefix="aimg-bench-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIMG_")}
+    launcher = EmbeddedServices(data_dir, env=env, say=lambda _m: None)
+    exports = launcher.start()
+    fake = FakeComfyUI(render_seconds=0.0).start()
+    app = None
+    stop = threading.Event()
+    try:
+        settings = load_settings({**exports, "AIMG_DATA_DIR": str(data_dir), "AIMG_COMFYUI_URLS": fake.url,
+                                  "AIMG_LOG_LEVEL": "WARNING"})
+        app = create_app(settings)
+        client = app.test_client()
+        resources = app.extensions["aimg"]
+        slots = jobs.work_slots(resources, generation_queues(resources), stop)
+        h = {"X-Session-ID": str(uuid.uuid4())}
+        resp = client.post("/createUser", json={"email": f"o-{uuid.uuid4().hex[:8]}@example.com",
+                                                "password": "Bench-mark1!x"}, headers=h)
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+        to_submit, to_complete, enqueue_ms, api_commands, worker_commands = [], [], [], [], []
+        for index in range(n + 3):  # the first three warm the connections up
+            api_before, worker_before = counter.main, counter.worker
+            t0 = time.time()
+            resp = client.post("/generateImage", json={"prompt": f"overhead {index}", "seed": index}, headers=h)
+            enqueue = time.time() - t0
+            api_after = counter.main
+            assert resp.status_code == 200, resp.get_data(as_text=True)
+            item_id = resp.get_json()["payload"]["imageID"]
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                item = Item.objects(id=item_id).only("status", "completed_date").first()
+                if item.status in ("completed", "failed"):
+                    break
+                time.sleep(0.002)
+            assert item.status == "completed", item.status
+            time.sleep(0.05)  # let the worker's last writes land before counting
+            state = WorkflowState.objects(item_ids=item_id).only("prompt_id").first()
+            if index < 3:
+                continue
+            completed = item.completed_date.replace(tzinfo=dt.timezone.utc).timestamp()
+            to_submit.append(fake.stats.accepted_at[state.prompt_id] - t0)
+            to_complete.append(completed - fake.stats.finished_at[state.prompt_id])
+            enqueue_ms.append(enqueue * 1000)
+            api_commands.append(api_after - api_before)
+            worker_commands.append(counter.worker - worker_before)
+        ms = lambda xs: {"median": 1000 * statistics.median(xs), "p95": 1000 * _pct(xs, 0.95)}  # noqa: E731
+        return {"queuedToSubmittedMs": ms(to_submit), "doneToCompletedMs": ms(to_complete),
+                "totalMs": ms([a + b for a, b in zip(to_submit, to_complete)]),
+                "enqueueMs": {"median": statistics.median(enqueue_ms), "p95": _pct(enqueue_ms, 0.95)},
+                "apiCommandsPerJob": statistics.median(api_commands),
+                "workerCommandsPerJob": statistics.median(worker_commands)}
+    finally:
+        stop.set()
+        for slot in locals().get("slots", []):
+            slot.join(10)
+        fake.stop()
+        if app is not None:
+            app.extensions["aimg"].close()
+        launcher.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=40, help="generations")
     parser.add_argument("--render-seconds", type=float, default=0.2, help="fixed render time of the fake ComfyUI")
     parser.add_argument("--servers", type=int, default=1, help="fake ComfyUI servers")
     parser.add_argument("--workers-per-server", type=int, default=1)
+    parser.add_argument("--overhead", type=int, default=0, help="also measure per-job overhead over this many jobs")
+    parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args(argv)
+    if args.overhead:
+        o = overhead(args.overhead)
+        print(f"per-job overhead over {args.overhead} jobs (render 0, one at a time):")
+        for key, label in (("queuedToSubmittedMs", "queued -> submitted"), ("doneToCompletedMs", "done -> completed"),
+                           ("totalMs", "total overhead"), ("enqueueMs", "generateImage")):
+            print(f"  {label:20}: median {o[key]['median']:.1f} ms, p95 {o[key]['p95']:.1f} ms")
+        print(f"  MongoDB commands    : {o['apiCommandsPerJob']:g} by the API request, "
+              f"{o['workerCommandsPerJob']:g} by the worker, per job")
+    if args.skip_throughput:
+        return 0
     straight = direct(args.n, args.render_seconds)
     full = whole_path(args.n, args.render_seconds, args.servers, args.workers_per_server)
     ideal = straight["perSecond"] * args.servers

@@ -30,6 +30,8 @@ log = logging.getLogger("aimg.worker.comfy")
 
 POLL_S = 2.0  # how often the history is checked when the WebSocket is quiet
 HEALTH_TIMEOUT_S = 5.0
+DOWN_RETRY_S = 2.0  # a server that failed is asked again after this long
+WAIT_POLL_S = 0.5  # how often a run waiting for a server looks again
 
 
 class ComfyError(Exception):
@@ -73,11 +75,18 @@ class AimgComfyClient(ComfyAPIClient):
         response.raise_for_status()
         return response.content, response.headers.get("content-type", "application/octet-stream")
 
+    async def delete_pending(self, prompt_ids: list[str]) -> None:
+        """Take prompts out of ComfyUI's pending queue. ComfyUI reads only ``delete`` and
+        ``clear`` on ``POST /queue`` (comfy-api-client's ``cancel_prompts`` sends ``cancel``,
+        which ComfyUI ignores)."""
+        response = await self.client.post(self.get_endpoint_url("/queue"), json={"delete": prompt_ids})
+        response.raise_for_status()
+
     async def interrupt_prompt(self, prompt_id: str) -> None:
-        """Stop ``prompt_id`` only: delete it if pending, interrupt it if running."""
+        """Stop ``prompt_id`` only: delete it if pending, interrupt it if running. Deleting
+        first leaves no window where it starts between a look at the queue and the delete."""
+        await self.delete_pending([prompt_id])
         queue = await self.get_queue()
-        if any(e.prompt_id == prompt_id for e in queue.pending):
-            await self.cancel_prompts([prompt_id])
         if any(e.prompt_id == prompt_id for e in queue.running):
             # Newer ComfyUI honours prompt_id; older ones interrupt whatever runs, which is ours.
             response = await self.client.post(self.get_endpoint_url("/interrupt"), json={"prompt_id": prompt_id})
@@ -127,7 +136,8 @@ class ComfyPool:
         return int(self.redis.zcount(self._key("load", url), time.time(), "+inf"))
 
     def mark_down(self, url: str) -> None:
-        self.redis.set(self._key("down", url), "1", px=int(self.health_ttl_s * 1000))
+        # Short: a restarted server is taken back within seconds, whatever the health TTL.
+        self.redis.set(self._key("down", url), "1", px=int(min(self.health_ttl_s, DOWN_RETRY_S) * 1000))
         self.redis.delete(self._key("up", url))
 
     async def healthy(self, url: str) -> bool:
@@ -145,11 +155,12 @@ class ComfyPool:
         self.redis.set(self._key("up", url), "1", px=int(self.health_ttl_s * 1000))
         return True
 
-    async def acquire(self, exclude: list[str]) -> str | None:
-        """The healthy server with the fewest runs in flight (ties at random), or None."""
-        candidates = [u for u in self.urls if u not in exclude]
+    async def acquire(self, avoid: list[str] = ()) -> str | None:
+        """The healthy server with the fewest runs in flight (ties at random), servers in
+        ``avoid`` (those that failed this run) only when no other is healthy; or None."""
+        candidates = list(self.urls)
         random.shuffle(candidates)
-        candidates.sort(key=self.load)
+        candidates.sort(key=lambda u: (u in avoid, self.load(u)))
         for url in candidates:
             if await self.healthy(url):
                 return url
@@ -174,7 +185,7 @@ class _Lease:
         self.pool.redis.zrem(self.pool._key("load", self.url), self.token)
 
 
-ProgressFn = Callable[[float, str | None], Awaitable[None]]
+ProgressFn = Callable[..., Awaitable[None]]  # (fraction, note, started=False)
 
 
 @dataclass
@@ -184,7 +195,10 @@ class ComfyRun:
     ``client_id`` is stable across attempts and worker restarts (the WorkflowState id), so a
     worker that takes over a run receives the prompt's messages on its own WebSocket.
     ``uploads`` are (marker, file name, bytes): sent with ``/upload/image`` first, and the
-    marker replaced by the name ComfyUI gives the file.
+    marker replaced by the name ComfyUI gives the file. ``cancel`` is set (by a pushed
+    cancel) to stop the run at once. When no server is healthy the run waits up to
+    ``wait_s`` for one (``on_waiting`` tells why it does not start), and a server that
+    fails the run hands it to another, or to itself once it is back.
     """
 
     pool: ComfyPool
@@ -194,38 +208,59 @@ class ComfyRun:
     max_attempts: int
     on_progress: ProgressFn
     on_submitted: Callable[[str, str], Awaitable[None]]
-    cancel_requested: Callable[[], bool]
+    cancel: asyncio.Event
     uploads: list[tuple[str, str, bytes]] = field(default_factory=list)
     resume: tuple[str, str] | None = None  # (server, prompt_id) of an earlier attempt
+    wait_s: float = 600.0
+    on_waiting: Callable[[bool], Awaitable[None]] | None = None
 
     async def run(self) -> RunOutputs:
-        deadline = time.monotonic() + self.timeout_s
         if self.resume:
-            outputs = await self._try_resume(*self.resume, deadline)
+            outputs = await self._try_resume(*self.resume, time.monotonic() + self.timeout_s)
             if outputs is not None:
                 try:
                     return await fetch_files(self.pool, outputs)
                 except ServerFault:
                     pass
-        tried: list[str] = []
+        failed: list[str] = []
         last: ComfyError | None = None
-        for _attempt in range(max(1, self.max_attempts)):
-            server = await self.pool.acquire(tried)
-            if server is None:
-                break
-            tried.append(server)
+        attempts = 0
+        while attempts < max(1, self.max_attempts):
+            server = await self._wait_for_server(failed)
+            attempts += 1
             try:
                 with self.pool.lease(server, self.timeout_s + 60):
-                    outputs = await self._run_on(server, deadline)
+                    outputs = await self._run_on(server, time.monotonic() + self.timeout_s)
                 return await fetch_files(self.pool, outputs)
             except ServerFault as exc:
                 log.warning("ComfyUI server failed a run: %s", exc.message, extra={"server": server})
                 self.pool.mark_down(server)
+                failed.append(server)
                 last = exc
-                await self.on_progress(0.0, f"server {server} failed ({exc.message}); trying another")
-        if last is not None:
-            raise ServerFault(f"No generation server could finish this run ({last.message}). Please try again.")
-        raise ServerFault("No generation server is available right now. Please try again later.")
+                await self.on_progress(0.0, f"server {server} failed ({exc.message}); trying again")
+        raise ServerFault(f"No generation server could finish this run ({last.message}). Please try again.")
+
+    async def _wait_for_server(self, failed: list[str]) -> str:
+        server = await self.pool.acquire(failed)
+        if server is not None:
+            return server
+        if self.on_waiting:
+            await self.on_waiting(True)
+        deadline = time.monotonic() + self.wait_s
+        while server is None:
+            if self.cancel.is_set():
+                raise Cancelled("Cancelled.")
+            if time.monotonic() >= deadline:
+                raise ServerFault(f"No generation server became available within {self.wait_s:g} s. "
+                                  "Please try again later.")
+            try:
+                await asyncio.wait_for(self.cancel.wait(), WAIT_POLL_S)
+            except asyncio.TimeoutError:
+                pass
+            server = await self.pool.acquire(failed)
+        if self.on_waiting:
+            await self.on_waiting(False)
+        return server
 
     async def _try_resume(self, server: str, prompt_id: str, deadline: float) -> RunOutputs | None:
         """An earlier attempt submitted ``prompt_id`` on ``server``: use its outputs if it
@@ -238,7 +273,7 @@ class ComfyRun:
                     return None
                 await self.on_progress(0.0, f"resuming prompt {prompt_id} on {server}")
                 async with websockets.connect(self._ws_url(client), max_size=2**26, open_timeout=10) as ws:
-                    return await self._follow(client, ws, server, prompt_id, deadline)
+                    return await self._follow(client, ws, server, prompt_id, deadline, resumed=True)
         except (ServerFault, httpx.HTTPError, OSError, websockets.WebSocketException):
             return None
 
@@ -288,43 +323,62 @@ class ComfyRun:
             markers[marker] = f"{uploaded.subfolder}/{uploaded.name}" if uploaded.subfolder else uploaded.name
         return substitute(graph, markers)
 
-    async def _follow(self, client: AimgComfyClient, ws, server: str, prompt_id: str, deadline: float) -> RunOutputs:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                await self._interrupt(client, prompt_id)
-                raise TimedOut(f"Generation timed out after {self.timeout_s:g} s and was stopped.")
-            if self.cancel_requested():
-                await self._interrupt(client, prompt_id)
-                raise Cancelled("Cancelled.")
-            try:
-                raw = await asyncio.wait_for(ws.recv(), timeout=min(POLL_S, remaining))
-            except asyncio.TimeoutError:
-                if await self._finished(client, prompt_id):
-                    return await self._outputs(client, server, prompt_id)
-                continue
-            except websockets.ConnectionClosed:
-                raise ServerFault("ComfyUI closed the connection") from None
-            if not isinstance(raw, str):
-                continue  # binary previews
-            message = json.loads(raw)
-            kind, data = message.get("type"), message.get("data") or {}
-            if data.get("prompt_id") not in (None, prompt_id):
-                continue
-            if kind == "execution_start":
-                await self.on_progress(0.0, f"started on {server}")
-            elif kind == "progress" and data.get("max"):
-                await self.on_progress(float(data["value"]) / float(data["max"]), None)
-            elif kind == "execution_error":
-                raise RunFailed(f"Generation failed: {data.get('exception_message') or 'error'} "
-                                f"(in {data.get('node_type', 'a node')}).")
-            elif kind == "execution_interrupted":
-                if self.cancel_requested():
+    async def _follow(self, client: AimgComfyClient, ws, server: str, prompt_id: str, deadline: float,
+                      resumed: bool = False) -> RunOutputs:
+        cancelled = asyncio.ensure_future(self.cancel.wait())
+        receiving: asyncio.Future | None = None
+        images: dict[str, list[dict]] = {}  # from ``executed``: no history round trip when all came
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    await self._interrupt(client, prompt_id)
+                    raise TimedOut(f"Generation timed out after {self.timeout_s:g} s and was stopped.")
+                if self.cancel.is_set():
+                    await self._interrupt(client, prompt_id)
                     raise Cancelled("Cancelled.")
-                raise ServerFault("the prompt was interrupted on ComfyUI")
-            elif kind == "execution_success" or (kind == "executing" and data.get("node") is None
-                                                 and data.get("prompt_id") == prompt_id):
-                return await self._outputs(client, server, prompt_id)
+                if receiving is None:
+                    receiving = asyncio.ensure_future(ws.recv())
+                done, _ = await asyncio.wait({receiving, cancelled}, timeout=min(POLL_S, remaining),
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if receiving not in done:
+                    if not done and await self._finished(client, prompt_id):
+                        return await self._outputs(client, server, prompt_id)
+                    continue
+                try:
+                    raw = receiving.result()
+                except websockets.ConnectionClosed:
+                    raise ServerFault("ComfyUI closed the connection") from None
+                finally:
+                    receiving = None
+                if not isinstance(raw, str):
+                    continue  # binary previews
+                message = json.loads(raw)
+                kind, data = message.get("type"), message.get("data") or {}
+                if data.get("prompt_id") not in (None, prompt_id):
+                    continue
+                if kind == "execution_start":
+                    await self.on_progress(0.0, f"started on {server}", True)
+                elif kind == "progress" and data.get("max"):
+                    await self.on_progress(float(data["value"]) / float(data["max"]), None)
+                elif kind == "executed" and data.get("node") is not None:
+                    images[str(data["node"])] = list((data.get("output") or {}).get("images") or [])
+                elif kind == "execution_error":
+                    raise RunFailed(f"Generation failed: {data.get('exception_message') or 'error'} "
+                                    f"(in {data.get('node_type', 'a node')}).")
+                elif kind == "execution_interrupted":
+                    if self.cancel.is_set():
+                        raise Cancelled("Cancelled.")
+                    raise ServerFault("the prompt was interrupted on ComfyUI")
+                elif kind == "execution_success" or (kind == "executing" and data.get("node") is None
+                                                     and data.get("prompt_id") == prompt_id):
+                    if images and not resumed:  # a follower that came late may have missed some
+                        return RunOutputs(server, prompt_id, images)
+                    return await self._outputs(client, server, prompt_id)
+        finally:
+            cancelled.cancel()
+            if receiving is not None:
+                receiving.cancel()
 
     async def _finished(self, client: AimgComfyClient, prompt_id: str) -> bool:
         """From the history: True when done; raises when it failed or was forgotten."""
@@ -337,7 +391,7 @@ class ComfyRun:
             for kind, data in status.get("messages", []):
                 if kind == "execution_error":
                     raise RunFailed(f"Generation failed: {data.get('exception_message') or 'error'}.")
-            if self.cancel_requested():
+            if self.cancel.is_set():
                 raise Cancelled("Cancelled.")
             raise ServerFault("the prompt ended without outputs")
         queue = await client.get_queue()

@@ -1,9 +1,10 @@
 """``aimg worker``: an RQ worker bound to this deployment's Redis, databases and ComfyUI pool.
 
-Each worker listens to every priority (``-p1-``) queue before any normal one, runs one job
-at a time in its own process (RQ's SimpleWorker: no fork per job, so the MongoDB and Redis
-connections are reused and the gap between two jobs stays small), and requeues the runs of
-workers that died (their lease lapsed). Run one worker per ComfyUI server, or more.
+Each worker listens to every priority (``-p1-``) queue before any normal one and runs its
+jobs on a few slots in its own process (1 + ``generation_prefetch``): while one run
+executes, the next is already in ComfyUI's own queue, so one worker keeps one GPU busy. It
+also requeues the runs of workers that died (their lease lapsed). Run one worker per
+ComfyUI server, or more.
 """
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import logging
 import threading
 
 import redis
-from rq import Queue, SimpleWorker
 
 from aimg_app import queueing
 from aimg_app.config import Settings
@@ -60,15 +60,21 @@ def run_worker(settings: Settings, queues: list[str] | None = None, burst: bool 
     resources.connect_mongo()
     jobs.set_resources(resources)
     names = queueing.listen_order(queues) if queues else generation_queues(resources, models)
-    worker = SimpleWorker([Queue(name, connection=resources.redis) for name in names], connection=resources.redis)
     stop = threading.Event()
     start_reaper(resources, stop)
     jobs.requeue_stale_runs(resources)
     log.info("worker listening", extra={"queues": names, "comfyui": list(settings.comfyui_urls)})
+    slots = jobs.work_slots(resources, names, stop, burst=burst)
     try:
-        worker.work(burst=burst, with_scheduler=False)
+        for slot in slots:
+            while slot.is_alive():
+                slot.join(0.5)
+    except KeyboardInterrupt:
+        pass
     finally:
         stop.set()
+        for slot in slots:
+            slot.join(5)
         resources.close()
     return 0
 

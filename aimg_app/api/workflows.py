@@ -126,6 +126,7 @@ WorkflowStateSchema = Schema.from_dict({
     "startTime": fields.String(required=True, allow_none=True), "endTime": fields.String(required=True, allow_none=True),
     "api2userEmail": fields.String(), "itemIds": fields.List(fields.String(), required=True),
     "progress": fields.Float(), "queuePosition": fields.Integer(),
+    "statusMessage": fields.String(metadata={"description": "Why a run is not generating yet (an addition)."}),
 }, name="WorkflowStateObject")
 
 

@@ -112,6 +112,10 @@ class FakeStats:
     prompts_rejected: int = 0
     executed: int = 0
     runs: list[tuple[float, float]] = field(default_factory=list)  # (start, end) monotonic times
+    accepted_at: dict[str, float] = field(default_factory=dict)  # prompt id -> wall time of POST /prompt
+    finished_at: dict[str, float] = field(default_factory=dict)  # prompt id -> wall time its run ended
+    deleted: list[tuple[float, str]] = field(default_factory=list)  # (wall time, prompt id) taken off the queue
+    interrupted: list[tuple[float, str]] = field(default_factory=list)  # (wall time, prompt id) interrupted
 
     def idle_gaps(self) -> list[float]:
         return [max(0.0, b[0] - a[1]) for a, b in zip(self.runs, self.runs[1:])]
@@ -360,6 +364,7 @@ class FakeComfyUI:
             extra["client_id"] = body["client_id"]
         self.pending.append(_Prompt(self._number, prompt_id, graph, extra, outputs))
         self.stats.prompts_accepted += 1
+        self.stats.accepted_at[prompt_id] = time.time()
         self._queue_event.set()
         await self._broadcast_status()
         return web.json_response({"prompt_id": prompt_id, "number": self._number, "node_errors": {}})
@@ -376,10 +381,13 @@ class FakeComfyUI:
                                   "queue_pending": [p.entry() for p in self.pending]})
 
     async def _post_queue(self, request: web.Request) -> web.Response:
+        # Like ComfyUI: only "clear" and "delete" are read; any other key is ignored.
         body = await request.json()
         if body.get("clear"):
             self.pending.clear()
         for prompt_id in body.get("delete", []) or []:
+            if any(p.prompt_id == prompt_id for p in self.pending):
+                self.stats.deleted.append((time.time(), prompt_id))
             self.pending = [p for p in self.pending if p.prompt_id != prompt_id]
         await self._broadcast_status()
         return web.Response(status=200)
@@ -423,6 +431,7 @@ class FakeComfyUI:
                 prompt_id = None
         if self.running is not None and (prompt_id is None or prompt_id == self.running.prompt_id):
             self._interrupt = True
+            self.stats.interrupted.append((time.time(), self.running.prompt_id))
         return web.Response(status=200)
 
     async def _system_stats(self, request: web.Request) -> web.Response:
@@ -620,6 +629,7 @@ class FakeComfyUI:
             finally:
                 self.running = None
                 self.stats.runs.append((started, time.monotonic()))
+                self.stats.finished_at[prompt.prompt_id] = time.time()
                 self.stats.executed += 1
                 await self._broadcast_status()
 

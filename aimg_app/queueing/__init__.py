@@ -8,11 +8,10 @@ and lengths are read from Redis (``LPOS``/``LLEN``), never by scanning documents
 from __future__ import annotations
 
 import contextlib
-import time
-import uuid
 from typing import Iterable, Iterator
 
 import redis
+from redis.exceptions import LockError
 from rq import Queue
 from rq.job import Job, JobStatus
 
@@ -54,14 +53,34 @@ def all_queue_names(model_ids: Iterable[str], template_names: Iterable[str]) -> 
     return listen_order(names)
 
 
-def enqueue_run(connection: redis.Redis, name: str, workflow_state_id: str, *, job_timeout: int) -> Job:
-    """Queue the run of a workflow state; the job id is the state's id (one job per run)."""
+def enqueue_run(connection: redis.Redis, name: str, workflow_state_id: str, *, job_timeout: int,
+                at_front: bool = False) -> Job:
+    """Queue the run of a workflow state; the job id is the state's id (one job per run).
+    ``at_front``: a run taken back from a dead worker goes before the waiting ones."""
     try:
         return Queue(name, connection=connection).enqueue(
             JOB_FUNCTION, workflow_state_id, job_id=workflow_state_id, job_timeout=job_timeout,
-            result_ttl=3600, failure_ttl=7 * 86400, description=f"workflow {workflow_state_id}")
+            result_ttl=3600, failure_ttl=7 * 86400, at_front=at_front,
+            description=f"workflow {workflow_state_id}" + (" (requeued)" if at_front else ""))
     except redis.RedisError:
         raise ServiceUnavailable("The generation queue is unavailable; please try again later.") from None
+
+
+def take_next(connection: redis.Redis, names: list[str], timeout_s: float) -> str | None:
+    """Pop the next job id of ``names`` (in that order, so priority queues first), waiting
+    up to ``timeout_s``; the job id is the run's WorkflowState id. None when none came."""
+    keys = [Queue(name, connection=connection).key for name in names]
+    popped = connection.blpop(keys, timeout=timeout_s)
+    if popped is None:
+        return None
+    _key, job_id = popped
+    return job_id.decode() if isinstance(job_id, bytes) else job_id
+
+
+def forget(connection: redis.Redis, job_id: str, ttl_s: int = 3600) -> None:
+    """A run taken with ``take_next`` has ended: its RQ job hash expires like a finished job's."""
+    with contextlib.suppress(redis.RedisError):
+        connection.expire(Job.key_for(job_id), ttl_s)
 
 
 def remove_queued(connection: redis.Redis, name: str, job_id: str) -> bool:
@@ -101,24 +120,19 @@ def lengths(connection: redis.Redis, names: Iterable[str]) -> dict[str, int]:
     return {name: int(count) for name, count in zip(names, counts)}
 
 
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
-
-
 @contextlib.contextmanager
 def user_lock(connection: redis.Redis, owner: str, wait_s: float = 5.0, ttl_ms: int = 10_000) -> Iterator[None]:
     """Serialise one user's generation requests, so that counting their running Items and
     queuing new ones is atomic across API processes (the concurrency limit holds)."""
-    key, token = f"aimg:genlock:{owner}", uuid.uuid4().hex
-    deadline = time.monotonic() + wait_s
+    lock = connection.lock(f"aimg:genlock:{owner}", timeout=ttl_ms / 1000, sleep=0.01, blocking_timeout=wait_s)
     try:
-        while not connection.set(key, token, nx=True, px=ttl_ms):
-            if time.monotonic() > deadline:
-                raise TooManyRequests("Another generation request of yours is being processed; try again.")
-            time.sleep(0.02)
+        acquired = lock.acquire()
     except redis.RedisError:
         raise ServiceUnavailable("The generation queue is unavailable; please try again later.") from None
+    if not acquired:
+        raise TooManyRequests("Another generation request of yours is being processed; try again.")
     try:
         yield
     finally:
-        with contextlib.suppress(redis.RedisError):
-            connection.eval(_RELEASE, 1, key, token)
+        with contextlib.suppress(redis.RedisError, LockError):
+            lock.release()

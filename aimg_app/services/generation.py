@@ -17,7 +17,7 @@ from ..models.item import Item
 from ..models.workflow import WorkflowState
 from ..models.base import iso, utcnow
 from ..plugin_api import GenerationModel
-from . import abuse, files as files_service, items as items_service, tiers
+from . import abuse, files as files_service, items as items_service, runs, tiers
 from .workflows import (
     RunPlan,
     _item_params,
@@ -242,6 +242,8 @@ def status_object(item: Item, state: WorkflowState | None, position: int | None 
         body["queuePosition"] = position
     if item.status in ("failed", "cancelled") and item.error_message:
         body["errorMessage"] = item.error_message
+    if state is not None and state.status_message and item.status in ("queued", "running"):
+        body["statusMessage"] = state.status_message
     if item.mtype == "video" and item.frames:
         body["frames"] = [{"frameCount": f.frame_count, "frameNumber": f.frame_number, "frameUrl": f.url}
                           for f in item.frames]
@@ -286,15 +288,10 @@ def cancel(resources, *, image_id: str | None, workflow_id: str | None, user, se
     if state is None or not (is_admin or _owns(state.user_id, user, session_id)):
         raise NotFound(f"Workflow '{workflow_id}' does not exist.")
     if state.state == "queued" and queueing.remove_queued(resources.redis, state.queue_name, state.id):
-        WorkflowState.objects(id=state.id, state="queued").update_one(
-            set__state="cancelled", set__is_error=True, set__error_message=CANCELLED_MESSAGE, set__end_time=utcnow(),
-            push__log=f"{iso(utcnow())} cancelled while queued")
-        for item_id in state.item_ids:
-            items_service.cancel_item(item_id)
+        runs.cancel_queued(state)
     elif state.state in ("queued", "running"):
-        # The worker sees the flag between progress messages and interrupts ComfyUI.
-        WorkflowState.objects(id=state.id, state__in=("queued", "running")).update_one(
-            set__cancel_requested=True, push__log=f"{iso(utcnow())} cancel requested")
+        # Pushed to the worker that holds the run: it interrupts ComfyUI at once.
+        runs.request_cancel(resources.redis, state)
     answers = []
     for item in Item.objects(id__in=state.item_ids).only("id", "status"):
         answers.append({"imageID": item.id, "status": "cancelled" if item.status in ("queued", "running") else item.status,

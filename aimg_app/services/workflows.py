@@ -21,7 +21,7 @@ from ..models.workflow import WorkflowState
 from ..models.base import iso, utcnow
 from ..plugin_api import PromptUser, TemplateParameter, WorkflowTemplate
 from .. import queueing
-from . import abuse, items as items_service, tiers
+from . import abuse, items as items_service, runs, tiers
 
 STRING_MAX = 10_000
 OPEN_ITEM_STATES = ("queued", "running")
@@ -305,6 +305,8 @@ def start_run(resources, plan: RunPlan) -> tuple[WorkflowState, list[Item]]:
     redis = resources.redis
     settings = resources.settings
     name = queueing.queue_name(plan.queue_kind, plan.queue_base, plan.priority)
+    public_id = str(uuid.uuid4())
+    run_parameters = plan.resolved.run_parameters()
     with queueing.user_lock(redis, plan.owner_id):
         running = Item.objects(user_id=plan.owner_id, status__in=OPEN_ITEM_STATES, **plan.concurrency_filter).count()
         if running + plan.count > plan.concurrency_limit:
@@ -314,34 +316,27 @@ def start_run(resources, plan: RunPlan) -> tuple[WorkflowState, list[Item]]:
                 f"You already have {running} generation(s) queued or running with {plan.concurrency_label}; "
                 f"your limit is {plan.concurrency_limit} at a time. Wait for one to finish.")
         state_id = uuid.uuid4().hex
-        state = WorkflowState(
-            id=state_id, public_id=str(uuid.uuid4()), domain=plan.domain, user_id=plan.owner_id,
-            user_email=plan.user_email, generator_version=plan.generator_version,
-            template_name=plan.template.identifier, model_id=plan.model_id, mtype=plan.template.mtype,
-            run_parameters=plan.resolved.run_parameters(), graph_json=json.dumps(plan.graph),
-            uploads=plan.resolved.uploads, main_output_node=plan.template.main_output_node,
-            frames_output_node=plan.template.frames_output_node, folder_id=plan.folder_id,
-            ignored_words=plan.ignored_words, queue_name=name,
-            log=[f"{iso(utcnow())} queued on {name}"],
-        )
-        state.save(force_insert=True)
         items = items_service.create_queued_items(
             user_id=plan.owner_id, domain=plan.domain, count=plan.count, mtype=plan.template.mtype,
-            workflow_id=state.public_id,
+            workflow_id=public_id,
             params={**plan.item_params, "queue_name": name, "job_id": state_id,
                     "generator_version": plan.generator_version, "media_type": plan.template.media_type,
                     "workflow_template_name": plan.template.identifier,
-                    "workflow_run_parameters": state.run_parameters, "ignored_words": plan.ignored_words,
+                    "workflow_run_parameters": run_parameters, "ignored_words": plan.ignored_words,
                     "folder_id": plan.folder_id})
-        WorkflowState.objects(id=state_id).update_one(set__item_ids=[i.id for i in items])
-        state.item_ids = [i.id for i in items]
+        state = runs.create(
+            id=state_id, public_id=public_id, domain=plan.domain, user_id=plan.owner_id,
+            user_email=plan.user_email, generator_version=plan.generator_version,
+            template_name=plan.template.identifier, model_id=plan.model_id, mtype=plan.template.mtype,
+            run_parameters=run_parameters, graph_json=json.dumps(plan.graph),
+            uploads=plan.resolved.uploads, main_output_node=plan.template.main_output_node,
+            frames_output_node=plan.template.frames_output_node, folder_id=plan.folder_id,
+            ignored_words=plan.ignored_words, queue_name=name, item_ids=[i.id for i in items],
+        )
     try:
         queueing.enqueue_run(redis, name, state_id, job_timeout=settings.generation_job_timeout_s)
     except ServiceUnavailable:
-        for item in items:
-            items_service.fail_item(item.id, "The generation queue was unavailable; nothing was generated.")
-        WorkflowState.objects(id=state_id).update_one(set__state="error", set__is_error=True, set__end_time=utcnow(),
-                                                      set__error_message="The generation queue was unavailable.")
+        runs.not_enqueued(state, "The generation queue was unavailable; nothing was generated.")
         raise
     return state, items
 
@@ -386,6 +381,8 @@ def state_object(state: WorkflowState, position: int | None = None) -> dict:
     }
     if state.error_message:
         body["errorMessage"] = state.error_message
+    if state.status_message and state.state in ("queued", "running"):
+        body["statusMessage"] = state.status_message
     if state.user_email:
         body["api2userEmail"] = state.user_email
     if position is not None:
