@@ -100,7 +100,7 @@ def ensure_cancel_listener(connection) -> None:
                 except Exception:  # noqa: BLE001 - Redis went away: subscribe again
                     if _listener is None or _listener[1] is not connection:
                         return  # replaced by a listener on the current connection
-                    log.warning("run events listener lost Redis; reconnecting")
+                    log.debug("run events listener lost Redis; reconnecting")
                     ready.set()
                     time.sleep(1.0)
 
@@ -111,6 +111,17 @@ def ensure_cancel_listener(connection) -> None:
 
 
 # --- the job ------------------------------------------------------------------------------
+
+_local = threading.local()
+
+
+def _thread_loop() -> asyncio.AbstractEventLoop:
+    """One event loop per thread, kept across jobs (its helper threads too)."""
+    loop = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _local.loop = asyncio.new_event_loop()
+    return loop
+
 
 
 def run_workflow(state_id: str) -> str:
@@ -129,7 +140,7 @@ def run_workflow(state_id: str) -> str:
         runs.fail(state, me, f"Generation stopped after {settings.generation_max_runs} interrupted attempts.")
         return "gave up"
     try:
-        outputs = asyncio.run(_run(res, state, me))
+        outputs = _thread_loop().run_until_complete(_run(res, state, me))
         _store_outputs(res, state, me, outputs)
         return "completed"
     except ComfyError as exc:
@@ -245,9 +256,6 @@ def work_slots(res, queue_names: list[str], stop: threading.Event, *, slots: int
 
 def _store(res, *, file_id: str, data: bytes, content_type: str, file_name: str, state: WorkflowState):
     """Store one output under a deterministic id; a run taken over reuses what is there."""
-    existing = StoredFile.objects(id=file_id).first()
-    if existing is not None:
-        return existing
     try:
         return files_service.store_file(res.files, data=data, file_name=file_name, content_type=content_type,
                                         domain=state.domain, file_id=file_id,

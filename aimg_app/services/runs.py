@@ -125,12 +125,14 @@ def waiting(state_id: str, worker: str, message: str | None, note: str | None = 
 
 def progress(state: WorkflowState, worker: str, fraction: float, note: str | None = None,
              started: bool = False) -> None:
-    """The run's progress (and its Items'); ``started`` when ComfyUI began executing it."""
+    """The run's progress (and its Items'); ``started`` when ComfyUI began executing it
+    (then only the Items change: the run's log already says where it was submitted)."""
+    if started:
+        items_service.mark_started(state.item_ids)
+        return
     updates: dict[str, Any] = {"set__progress": fraction}
     if note:
         updates["push__log"] = _line(note)
-    if started:
-        updates["set__status_message"] = None
     items_service.mark_running(state.item_ids, fraction)
     WorkflowState.objects(id=state.id, worker_name=worker).update_one(**updates)
 
