@@ -225,6 +225,12 @@ def test_workflow_concurrency_per_tier(app, client, pro):
     work(app)
 
 
+def test_a_batch_over_the_tier_cap_is_refused_saying_why(client, pro):
+    # test-blank allows batches of 4; tier 1 may run 3 Items at once
+    assert_error(_enqueue(client, pro, workflowTemplateName="test-blank", batchSize=4), 400,
+                 "batch of 4", "at most 3")
+
+
 def test_workflow_status_is_private(client, pro):
     answer = assert_ok(_enqueue(client, pro, workflowTemplateName="test-blank"))["payload"]
     other = sign_up(client)

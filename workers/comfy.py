@@ -74,6 +74,53 @@ class Cancelled(ComfyError):
     pass
 
 
+class NoServerHas(Rejected):
+    """Every configured server lacks a node class or a model file the graph names."""
+
+
+# --- what a server has (from /object_info) -------------------------------------------------
+
+CAPS_REFRESH_S = 60.0  # how old a server's node/model lists may get before a health probe reads them again
+
+
+def capabilities_from(object_info: dict) -> dict:
+    """The node classes of a server and the choices of its model inputs (every list-valued
+    input whose name ends in ``_name``: ``ckpt_name``, ``lora_name``, ``control_net_name``...)."""
+    models: dict[str, list[str]] = {}
+    for class_type, spec in object_info.items():
+        inputs = (spec or {}).get("input") or {}
+        for group in ("required", "optional"):
+            for name, config in (inputs.get(group) or {}).items():
+                if name.endswith("_name") and isinstance(config, list) and config and isinstance(config[0], list):
+                    models[f"{class_type}.{name}"] = [str(v) for v in config[0]]
+    return {"nodes": sorted(object_info), "models": models, "at": time.time()}
+
+
+def graph_needs(graph: dict) -> tuple[set[str], list[tuple[str, str, str]]]:
+    """The node classes a graph uses, and its (class, input, value) choices of model inputs."""
+    classes, choices = set(), []
+    for node in graph.values():
+        if not isinstance(node, dict) or "class_type" not in node:
+            continue
+        classes.add(node["class_type"])
+        for name, value in (node.get("inputs") or {}).items():
+            if name.endswith("_name") and isinstance(value, str):
+                choices.append((node["class_type"], name, value))
+    return classes, choices
+
+
+def missing(caps: dict, needs: tuple[set[str], list[tuple[str, str, str]]]) -> list[str]:
+    """What of ``needs`` a server with ``caps`` lacks, as phrases; empty when it has all."""
+    classes, choices = needs
+    nodes = set(caps.get("nodes") or [])
+    gaps = [f"node {c}" for c in sorted(classes - nodes)]
+    for class_type, name, value in choices:
+        options = (caps.get("models") or {}).get(f"{class_type}.{name}")
+        if options is not None and value not in options:
+            gaps.append(f"{name} '{value}'")
+    return gaps
+
+
 class AimgComfyClient(ComfyAPIClient):
     """comfy-api-client's client, with the few calls it lacks: the raw bytes of an output
     (``retrieve_image`` decodes to a PIL image, which would re-encode every file) and a
@@ -165,18 +212,69 @@ class ComfyPool:
             self.mark_down(url)
             return False
         self.redis.set(self._key("up", url), "1", px=int(self.health_ttl_s * 1000))
+        caps = self.capabilities(url)
+        if caps is None or time.time() - caps.get("at", 0) > CAPS_REFRESH_S:
+            await self.refresh_capabilities(url)
         return True
 
-    async def acquire(self, avoid: list[str] = ()) -> str | None:
-        """The healthy server with the fewest runs in flight (ties at random), servers in
-        ``avoid`` (those that failed this run) only when no other is healthy; or None."""
+    def capabilities(self, url: str) -> dict | None:
+        """What ``url`` has (node classes, model files), as last read; None if never read."""
+        raw = self.redis.get(self._key("caps", url))
+        return json.loads(raw) if raw else None
+
+    async def refresh_capabilities(self, url: str) -> dict | None:
+        try:
+            async with http_client(timeout=self.http_timeout_s) as http:
+                response = await http.get(f"{url}/object_info")
+                response.raise_for_status()
+                caps = capabilities_from(response.json())
+        except Exception:  # noqa: BLE001 - an old server without it: route there as before
+            log.warning("could not read /object_info", extra={"server": url})
+            return None
+        self.redis.set(self._key("caps", url), json.dumps(caps), ex=24 * 3600)
+        return caps
+
+    async def acquire(self, avoid: list[str] = (), needs=None) -> str | None:
+        """The healthy server with the fewest runs in flight (ties at random) that has every
+        node class and model file in ``needs`` (``graph_needs``); servers in ``avoid`` (those
+        that failed this run) only when no other is healthy; None when none is healthy now.
+        Raises ``NoServerHas`` when every server is known to lack something."""
         candidates = list(self.urls)
         random.shuffle(candidates)
         candidates.sort(key=lambda u: (u in avoid, self.load(u)))
+        lacking: dict[str, list[str]] = {}
         for url in candidates:
+            caps = self.capabilities(url)
+            if needs and caps is not None and missing(caps, needs):
+                lacking[url] = missing(caps, needs)
+                continue
             if await self.healthy(url):
+                caps = self.capabilities(url)
+                if needs and caps is not None and missing(caps, needs):
+                    lacking[url] = missing(caps, needs)
+                    continue
                 return url
+        if lacking and len(lacking) == len(self.urls):
+            gaps = list(dict.fromkeys(g for found in lacking.values() for g in found))
+            raise NoServerHas("No generation server has what this workflow needs: " + ", ".join(gaps) + ".")
         return None
+
+    async def survey(self) -> list[dict]:
+        """Ask every server now (health and /object_info), then ``describe``."""
+        for url in self.urls:
+            self.redis.delete(self._key("up", url), self._key("down", url))
+            if await self.healthy(url):
+                await self.refresh_capabilities(url)
+        return self.describe()
+
+    def describe(self) -> list[dict]:
+        """Each server as last seen: up/down, its node classes and model files (for ``aimg``)."""
+        rows = []
+        for url in self.urls:
+            state = ("down" if self.redis.exists(self._key("down", url)) else
+                     "up" if self.redis.exists(self._key("up", url)) else "unknown")
+            rows.append({"url": url, "health": state, "load": self.load(url), "capabilities": self.capabilities(url)})
+        return rows
 
     def lease(self, url: str, ttl_s: float) -> "_Lease":
         return _Lease(self, url, ttl_s)
@@ -253,7 +351,8 @@ class ComfyRun:
         raise ServerFault(f"No generation server could finish this run ({last.message}). Please try again.")
 
     async def _wait_for_server(self, failed: list[str]) -> str:
-        server = await self.pool.acquire(failed)
+        needs = graph_needs(self.graph)
+        server = await self.pool.acquire(failed, needs)
         if server is not None:
             return server
         if self.on_waiting:
@@ -269,7 +368,7 @@ class ComfyRun:
                 await asyncio.wait_for(self.cancel.wait(), WAIT_POLL_S)
             except asyncio.TimeoutError:
                 pass
-            server = await self.pool.acquire(failed)
+            server = await self.pool.acquire(failed, needs)
         if self.on_waiting:
             await self.on_waiting(False)
         return server

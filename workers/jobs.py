@@ -133,6 +133,7 @@ def run_workflow(state_id: str) -> str:
     state = runs.claim(state_id, me, settings.generation_lease_s)
     if state is None:
         return "skipped: not queued, or another worker holds it"
+    state.deferred_log = []  # log lines written with the run's next write
     if state.cancel_requested:
         runs.fail(state, me, CANCELLED_MESSAGE, cancelled=True)
         return "cancelled"
@@ -172,11 +173,17 @@ async def _run(res, state: WorkflowState, me: str) -> RunOutputs:
 
     async def on_progress(fraction: float, note: str | None, started: bool = False) -> None:
         now = loop.time()
+        if note:
+            state.deferred_log.append(runs.log_line(note))
+        if started:
+            await asyncio.to_thread(runs.started, state)
+            return
         # Progress messages come per sampler step; write at most ~4 a second.
         if note is None and (now - last["at"] < 0.25 or abs(fraction - last["progress"]) < 0.01):
             return
         last.update(progress=fraction, at=now)
-        await asyncio.to_thread(runs.progress, state, me, fraction, note, started)
+        lines, state.deferred_log = state.deferred_log, []
+        await asyncio.to_thread(runs.progress, state, me, fraction, lines)
 
     async def on_submitted(server: str, prompt_id: str) -> None:
         await asyncio.to_thread(runs.submitted, state.id, me, server, prompt_id)
@@ -319,7 +326,7 @@ def _store_outputs(res, state: WorkflowState, me: str, outputs: RunOutputs) -> N
             # System report queues (e.g. the prompt filter) look at every new Item once.
             reports_service.review_item(res.report_queues, item_id)
     runs.complete(state, me, output_files, produced=bool(main),
-                  note=f"completed on {outputs.server}: {len(main)} output(s)")
+                  lines=state.deferred_log + [runs.log_line(f"completed on {outputs.server}: {len(main)} output(s)")])
 
 
 # --- runs whose worker died ---------------------------------------------------------------

@@ -34,7 +34,13 @@ log = logging.getLogger("aimg.fake_comfyui")
 SAMPLERS = ["euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "lms", "dpmpp_2s_ancestral",
             "dpmpp_sde", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde", "ddim", "uni_pc"]
 SCHEDULERS = ["normal", "karras", "exponential", "sgm_uniform", "simple", "ddim_uniform"]
-MODEL_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth")
+# What a fake server "has installed" unless told otherwise: the files the default templates name.
+DEFAULT_MODEL_FILES = (
+    "f222.safetensors", "v1-5-pruned-emaonly.safetensors", "realistic-vision-v5.safetensors",
+    "sd_xl_base_1.0.safetensors", "juggernaut-xl-v9.safetensors", "detail-tweaker-xl.safetensors",
+    "film-grain-xl.safetensors", "control_v11p_sd15_depth.safetensors", "control_v11p_sd15_openpose.safetensors",
+    "a.safetensors", "b.safetensors",
+)
 
 # class_type -> (required inputs, optional inputs, is an output node). An input spec is
 # (type, options); "*_FILE" types are combos over installed model files or uploaded inputs.
@@ -136,7 +142,7 @@ class FakeComfyUI:
                  model_files: list[str] | None = None):
         self.host, self.port = host, port
         self.render_seconds = render_seconds
-        self.model_files = model_files  # None: any name with a model-file suffix is "installed"
+        self.model_files = list(DEFAULT_MODEL_FILES if model_files is None else model_files)
         self.stats = FakeStats()
         self._failures: deque[dict] = deque()
         self._lock = threading.Lock()
@@ -460,9 +466,19 @@ class FakeComfyUI:
         return web.json_response({"name": name, "subfolder": subfolder, "type": str(form.get("type") or "input")})
 
     async def _object_info(self, request: web.Request) -> web.Response:
+        def spec(kind: str, opts: dict) -> list:
+            # As ComfyUI: a combo input is [list of choices, config]; model inputs list the files.
+            if kind == "MODEL_FILE":
+                return [list(self.model_files), {}]
+            if kind == "INPUT_FILE":
+                return [sorted(self.inputs), {"image_upload": True}]
+            if kind == "COMBO":
+                return [list(opts["values"]), {}]
+            return [kind, opts]
+
         info = {}
         for name, (required, optional, is_output) in NODE_CLASSES.items():
-            info[name] = {"input": {"required": {k: [v[0], v[1]] for k, v in required.items()}},
+            info[name] = {"input": {"required": {k: spec(*v) for k, v in required.items()}},
                           "output": NODE_OUTPUTS[name], "output_node": is_output, "name": name}
         return web.json_response(info)
 
@@ -487,11 +503,7 @@ class FakeComfyUI:
 
     # -- validation (ComfyUI's error format) -------------------------------------------
     def _model_file_ok(self, value: Any) -> bool:
-        if not isinstance(value, str):
-            return False
-        if self.model_files is not None:
-            return value in self.model_files
-        return value.endswith(MODEL_FILE_SUFFIXES)
+        return isinstance(value, str) and value in self.model_files
 
     def _validate(self, graph: Any) -> tuple[dict | None, Any, list[str]]:
         if not isinstance(graph, dict):
@@ -604,7 +616,7 @@ class FakeComfyUI:
                     "details": f"{name}: '{value}' not in {opts['values']}"}
         if kind == "MODEL_FILE" and not self._model_file_ok(value):
             return {"type": "value_not_in_list", "message": "Value not in list",
-                    "details": f"{name}: '{value}' not in (list of installed model files)"}
+                    "details": f"{name}: '{value}' not in {self.model_files}"}
         if kind == "INPUT_FILE" and value not in self.inputs:
             return {"type": "value_not_in_list", "message": "Value not in list",
                     "details": f"{name}: '{value}' not in {sorted(self.inputs)[:20]}"}

@@ -214,7 +214,7 @@ def generate(resources, *, user, session_id: str, domain: str, body: dict, mtype
         priority=priority_for(user), concurrency_limit=concurrency_cap(user, tier_limit),
         concurrency_filter={"model_id": model.identifier}, concurrency_label=f"model '{model.identifier}'", count=1,
         model_id=model.identifier, folder_id=body.get("folderID"), ignored_words=ignored,
-        item_params=_item_params(resolved.typed, body["prompt"], model_name=model.label, model_id=model.identifier,
+        item_params=_item_params(template, resolved.typed, body["prompt"], model_name=model.label, model_id=model.identifier,
                                  sampler=request["sampler"], restore_faces=request["restoreFaces"],
                                  subseed=request.get("subseed"), subseed_strength=request.get("subseed_strength"),
                                  negprompt=body.get("negprompt") or None),

@@ -123,27 +123,34 @@ def waiting(state_id: str, worker: str, message: str | None, note: str | None = 
     WorkflowState.objects(id=state_id, worker_name=worker).update_one(**updates)
 
 
-def progress(state: WorkflowState, worker: str, fraction: float, note: str | None = None,
-             started: bool = False) -> None:
-    """The run's progress (and its Items'); ``started`` when ComfyUI began executing it
-    (then only the Items change: the run's log already says where it was submitted)."""
-    if started:
-        items_service.mark_started(state.item_ids)
-        return
+def log_line(text: str) -> str:
+    """A line of a run's log, stamped now (for ``progress``/``complete`` to write later)."""
+    return _line(text)
+
+
+def started(state: WorkflowState) -> None:
+    """ComfyUI began executing the run: its Items are running. The run's own log line for it
+    is written with the next write of the run (``progress`` or ``complete``), not apart."""
+    items_service.mark_started(state.item_ids)
+
+
+def progress(state: WorkflowState, worker: str, fraction: float, lines: list[str] = ()) -> None:
+    """The run's progress (and its Items'), with log lines (``log_line``) to append."""
     updates: dict[str, Any] = {"set__progress": fraction}
-    if note:
-        updates["push__log"] = _line(note)
+    if lines:
+        updates["push_all__log"] = list(lines)
     items_service.mark_running(state.item_ids, fraction)
     WorkflowState.objects(id=state.id, worker_name=worker).update_one(**updates)
 
 
-def complete(state: WorkflowState, worker: str, output_files: list[dict], produced: bool, note: str) -> None:
+def complete(state: WorkflowState, worker: str, output_files: list[dict], produced: bool,
+             lines: list[str]) -> None:
     """The worker stored the outputs and completed the Items: end the run."""
     message = None if produced else "ComfyUI produced no output."
     WorkflowState.objects(id=state.id, worker_name=worker, state="running").update_one(
         set__state="completed" if produced else "error", set__error_message=message, set__progress=1.0,
         set__end_time=utcnow(), set__output_files=output_files, set__lease_until=None, set__status_message=None,
-        push__log=_line(note))
+        push_all__log=list(lines))
 
 
 def fail(state: WorkflowState, worker: str, message: str, cancelled: bool = False) -> None:
