@@ -262,3 +262,30 @@ def test_cancel_by_workflow_id(app, client, pro):
                                   headers=pro["headers"]))["payload"]
     assert status["isError"] is True and status["errorMessage"] == "Cancelled."
     assert_error(client.post("/cancelGeneration", json={}, headers=pro["headers"]), 400, "exactly one")
+
+
+def test_estimated_seconds_remaining_is_learned_from_measured_runs(app, client, pro, comfy):
+    app.extensions["aimg"].redis.hdel("aimg:eta:seconds-per-unit", "txt2img-sd15")
+
+    def status(answer):
+        return assert_ok(client.get(f"/2/getWorkflowStatus?workflowId={answer['workflowId']}",
+                                    headers=pro["headers"]))["payload"]
+
+    body = {"workflowTemplateName": "txt2img-sd15", "prompt": "eta", "steps": 10}
+    first = assert_ok(_enqueue(client, pro, **body))["payload"]
+    assert "estimatedSecondsRemaining" not in status(first)  # nothing learned yet
+    comfy.render_seconds = 0.3
+    try:
+        work(app)
+        one, two = (assert_ok(_enqueue(client, pro, **body))["payload"] for _ in range(2))
+        eta_one, eta_two = status(one)["estimatedSecondsRemaining"], status(two)["estimatedSecondsRemaining"]
+        assert 0.2 <= eta_one <= 1.5, eta_one
+        assert eta_two == pytest.approx(2 * eta_one, abs=0.2)  # one run ahead, one server
+        item = assert_ok(client.get(f"/getItemStatus?imageID={two['itemIds'][0]}", headers=pro["headers"]))["payload"]
+        assert item["estimatedSecondsRemaining"] == eta_two
+        bigger = assert_ok(_enqueue(client, pro, **body, width=768, height=768))["payload"]
+        assert status(bigger)["estimatedSecondsRemaining"] > eta_two  # a larger run, further back
+        work(app)
+    finally:
+        comfy.render_seconds = 0.02
+    assert "estimatedSecondsRemaining" not in status(two)  # done

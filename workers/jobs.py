@@ -28,7 +28,7 @@ from aimg_app.models.workflow import WorkflowState
 from aimg_app.services import files as files_service
 from aimg_app.services import items as items_service
 from aimg_app.services import reports as reports_service
-from aimg_app.services import runs
+from aimg_app.services import eta, runs
 
 from .comfy import Cancelled, ComfyError, ComfyPool, ComfyRun, RunOutputs, interrupt_now
 
@@ -134,6 +134,7 @@ def run_workflow(state_id: str) -> str:
     if state is None:
         return "skipped: not queued, or another worker holds it"
     state.deferred_log = []  # log lines written with the run's next write
+    state.executing_since = None  # when ComfyUI began executing it (this attempt)
     if state.cancel_requested:
         runs.fail(state, me, CANCELLED_MESSAGE, cancelled=True)
         return "cancelled"
@@ -142,6 +143,9 @@ def run_workflow(state_id: str) -> str:
         return "gave up"
     try:
         outputs = _thread_loop().run_until_complete(_run(res, state, me))
+        if state.executing_since is not None:
+            eta.record(res.redis, state.template_name, eta.size_units(res, state),
+                       time.monotonic() - state.executing_since)
         _store_outputs(res, state, me, outputs)
         return "completed"
     except ComfyError as exc:
@@ -176,6 +180,7 @@ async def _run(res, state: WorkflowState, me: str) -> RunOutputs:
         if note:
             state.deferred_log.append(runs.log_line(note))
         if started:
+            state.executing_since = time.monotonic()
             await asyncio.to_thread(runs.started, state)
             return
         # Progress messages come per sampler step; write at most ~4 a second.

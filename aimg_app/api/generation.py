@@ -39,6 +39,8 @@ class GenerationStatusSchema(Schema):
     frames = fields.List(fields.Nested(VideoFrameSchema))
     progress = fields.Float(metadata={"description": "0 to 1, while running."})
     errorMessage = fields.String(metadata={"description": "Why it failed, when status is failed."})
+    estimatedSecondsRemaining = fields.Float(metadata={
+        "description": "Seconds until it is likely done, from measured service times (an addition)."})
     statusMessage = fields.String(metadata={"description": "Why it is not generating yet, e.g. "
                                                            "\"waiting for a generation server\" (an addition)."})
 

@@ -17,7 +17,7 @@ from ..models.item import Item
 from ..models.workflow import WorkflowState
 from ..models.base import iso, utcnow
 from ..plugin_api import GenerationModel
-from . import abuse, files as files_service, items as items_service, runs, tiers
+from . import abuse, eta, files as files_service, items as items_service, runs, tiers
 from .workflows import (
     RunPlan,
     _item_params,
@@ -227,7 +227,8 @@ def generate(resources, *, user, session_id: str, domain: str, body: dict, mtype
 # --- status -------------------------------------------------------------------------------
 
 
-def status_object(item: Item, state: WorkflowState | None, position: int | None = None) -> dict:
+def status_object(item: Item, state: WorkflowState | None, position: int | None = None,
+                  eta: float | None = None) -> dict:
     """The contract's GenerationStatus (plus ``progress`` and, when failed or cancelled, ``errorMessage``)."""
     body: dict[str, Any] = {
         "imageID": item.id, "status": item.status, "ignoredWords": ", ".join(item.ignored_words or []),
@@ -244,6 +245,8 @@ def status_object(item: Item, state: WorkflowState | None, position: int | None 
         body["errorMessage"] = item.error_message
     if state is not None and state.status_message and item.status in ("queued", "running"):
         body["statusMessage"] = state.status_message
+    if eta is not None and item.status in ("queued", "running"):
+        body["estimatedSecondsRemaining"] = eta
     if item.mtype == "video" and item.frames:
         body["frames"] = [{"frameCount": f.frame_count, "frameNumber": f.frame_number, "frameUrl": f.url}
                           for f in item.frames]
@@ -264,7 +267,7 @@ def item_status(resources, image_id: str, *, user, session_id: str | None, is_ad
     position = None
     if item.status == "queued" and item.queue_name and item.job_id:
         position = queueing.position(resources.redis, item.queue_name, item.job_id)
-    return status_object(item, state, position)
+    return status_object(item, state, position, eta.seconds_remaining(resources, state, position) if state else None)
 
 
 # --- cancelling ---------------------------------------------------------------------------

@@ -384,7 +384,7 @@ _STATE_NAMES = {"queued": "queued", "running": "running", "completed": "complete
                 "cancelled": "error"}
 
 
-def state_object(state: WorkflowState, position: int | None = None) -> dict:
+def state_object(state: WorkflowState, position: int | None = None, eta: float | None = None) -> dict:
     """The contract's WorkflowStateObject (plus ``progress`` and, while queued, ``queuePosition``)."""
     body: dict[str, Any] = {
         "_id": state.id,
@@ -411,6 +411,8 @@ def state_object(state: WorkflowState, position: int | None = None) -> dict:
         body["api2userEmail"] = state.user_email
     if position is not None:
         body["queuePosition"] = position
+    if eta is not None:
+        body["estimatedSecondsRemaining"] = eta
     return body
 
 
