@@ -123,7 +123,6 @@ def _thread_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
-
 def run_workflow(state_id: str) -> str:
     """Run one WorkflowState on ComfyUI and complete (or fail) its Items."""
     res = resources()
@@ -136,10 +135,11 @@ def run_workflow(state_id: str) -> str:
     state.deferred_log = []  # log lines written with the run's next write
     state.executing_since = None  # when ComfyUI began executing it (this attempt)
     if state.cancel_requested:
-        runs.fail(state, me, CANCELLED_MESSAGE, cancelled=True)
+        runs.fail(state, me, CANCELLED_MESSAGE, cancelled=True, connection=res.redis)
         return "cancelled"
     if state.attempts > settings.generation_max_runs:
-        runs.fail(state, me, f"Generation stopped after {settings.generation_max_runs} interrupted attempts.")
+        runs.fail(state, me, f"Generation stopped after {settings.generation_max_runs} interrupted attempts.",
+                  connection=res.redis)
         return "gave up"
     try:
         outputs = _thread_loop().run_until_complete(_run(res, state, me))
@@ -149,7 +149,7 @@ def run_workflow(state_id: str) -> str:
         _store_outputs(res, state, me, outputs)
         return "completed"
     except ComfyError as exc:
-        runs.fail(state, me, exc.message, cancelled=isinstance(exc, Cancelled))
+        runs.fail(state, me, exc.message, cancelled=isinstance(exc, Cancelled), connection=res.redis)
         return "failed"
     except Exception as exc:
         # RQ's own hard timeout (or anything unexpected): stop the GPU work, fail cleanly.
@@ -161,7 +161,7 @@ def run_workflow(state_id: str) -> str:
         message = (f"Generation timed out after {settings.generation_job_timeout_s} s and was stopped."
                    if isinstance(exc, JobTimeoutException) else INTERNAL_MESSAGE)
         log.exception("generation job failed", extra={"workflowStateId": state_id})
-        runs.fail(state, me, message)
+        runs.fail(state, me, message, connection=res.redis)
         raise
 
 
@@ -180,8 +180,9 @@ async def _run(res, state: WorkflowState, me: str) -> RunOutputs:
         if note:
             state.deferred_log.append(runs.log_line(note))
         if started:
+            last["at"] = now  # a short run then costs no progress write at all
             state.executing_since = time.monotonic()
-            await asyncio.to_thread(runs.started, state)
+            await asyncio.to_thread(runs.started, state, res.redis)
             return
         # Progress messages come per sampler step; write at most ~4 a second.
         if note is None and (now - last["at"] < 0.25 or abs(fraction - last["progress"]) < 0.01):
@@ -331,7 +332,8 @@ def _store_outputs(res, state: WorkflowState, me: str, outputs: RunOutputs) -> N
             # System report queues (e.g. the prompt filter) look at every new Item once.
             reports_service.review_item(res.report_queues, item_id)
     runs.complete(state, me, output_files, produced=bool(main),
-                  lines=state.deferred_log + [runs.log_line(f"completed on {outputs.server}: {len(main)} output(s)")])
+                  lines=state.deferred_log + [runs.log_line(f"completed on {outputs.server}: {len(main)} output(s)")],
+                  connection=res.redis)
 
 
 # --- runs whose worker died ---------------------------------------------------------------

@@ -291,7 +291,7 @@ def cancel(resources, *, image_id: str | None, workflow_id: str | None, user, se
     if state is None or not (is_admin or _owns(state.user_id, user, session_id)):
         raise NotFound(f"Workflow '{workflow_id}' does not exist.")
     if state.state == "queued" and queueing.remove_queued(resources.redis, state.queue_name, state.id):
-        runs.cancel_queued(state)
+        runs.cancel_queued(state, resources.redis)
     elif state.state in ("queued", "running"):
         # Pushed to the worker that holds the run: it interrupts ComfyUI at once.
         runs.request_cancel(resources.redis, state)

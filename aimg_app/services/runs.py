@@ -7,8 +7,9 @@ holding it (``worker_name``), so a worker that lost its lease writes nothing. En
 ends its Items first (through ``services.items``, idempotent), then the state.
 
 Run events (``publish_run_event``) go out on one Redis pub/sub channel as JSON
-``{"workflowStateId", "workflowId", "kind", ...}``; workers listen for ``cancel_requested``
-so a cancel reaches ComfyUI at once instead of at their next look.
+``{"workflowStateId", "workflowId", "kind", ...}``, ``kind`` one of ``cancel_requested``,
+``started``, ``completed``, ``failed``, ``cancelled``; workers listen for
+``cancel_requested`` so a cancel reaches ComfyUI at once instead of at their next look.
 """
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ def not_enqueued(state: WorkflowState, message: str) -> None:
         set__state="error", set__error_message=message, set__end_time=utcnow(), push__log=_line(f"failed: {message}"))
 
 
-def cancel_queued(state: WorkflowState) -> bool:
+def cancel_queued(state: WorkflowState, connection: redis.Redis | None = None) -> bool:
     """End a run that no worker took yet (its job already left the queue)."""
     if not WorkflowState.objects(id=state.id, state="queued").update_one(
             set__state="cancelled", set__error_message=CANCELLED_MESSAGE, set__end_time=utcnow(),
@@ -71,6 +72,8 @@ def cancel_queued(state: WorkflowState) -> bool:
         return False
     for item_id in state.item_ids:
         items_service.cancel_item(item_id)
+    if connection is not None:
+        publish_run_event(connection, state, "cancelled")
     return True
 
 
@@ -128,10 +131,12 @@ def log_line(text: str) -> str:
     return _line(text)
 
 
-def started(state: WorkflowState) -> None:
+def started(state: WorkflowState, connection: redis.Redis | None = None) -> None:
     """ComfyUI began executing the run: its Items are running. The run's own log line for it
     is written with the next write of the run (``progress`` or ``complete``), not apart."""
     items_service.mark_started(state.item_ids)
+    if connection is not None:
+        publish_run_event(connection, state, "started")
 
 
 def progress(state: WorkflowState, worker: str, fraction: float, lines: list[str] = ()) -> None:
@@ -144,25 +149,33 @@ def progress(state: WorkflowState, worker: str, fraction: float, lines: list[str
 
 
 def complete(state: WorkflowState, worker: str, output_files: list[dict], produced: bool,
-             lines: list[str]) -> None:
+             lines: list[str], connection: redis.Redis | None = None) -> None:
     """The worker stored the outputs and completed the Items: end the run."""
     message = None if produced else "ComfyUI produced no output."
-    WorkflowState.objects(id=state.id, worker_name=worker, state="running").update_one(
+    ended = WorkflowState.objects(id=state.id, worker_name=worker, state="running").update_one(
         set__state="completed" if produced else "error", set__error_message=message, set__progress=1.0,
         set__end_time=utcnow(), set__output_files=output_files, set__lease_until=None, set__status_message=None,
         push_all__log=list(lines))
+    if ended and connection is not None:
+        publish_run_event(connection, state, "completed" if produced else "failed")
 
 
-def fail(state: WorkflowState, worker: str, message: str, cancelled: bool = False) -> None:
-    """End a claimed run (and its open Items) as failed, or as cancelled."""
+def fail(state: WorkflowState, worker: str, message: str, cancelled: bool = False,
+         connection: redis.Redis | None = None) -> None:
+    """End a claimed run (and its open Items) as failed, or as cancelled; nothing when the
+    run is no longer this worker's (another took it over after its lease lapsed)."""
+    if not WorkflowState.objects(id=state.id, worker_name=worker, state="running").count():
+        return
     for item_id in state.item_ids:
         if cancelled:
             items_service.cancel_item(item_id)
         else:
             items_service.fail_item(item_id, message)
-    WorkflowState.objects(id=state.id, worker_name=worker, state="running").update_one(
+    ended = WorkflowState.objects(id=state.id, worker_name=worker, state="running").update_one(
         set__state="cancelled" if cancelled else "error", set__error_message=message, set__end_time=utcnow(),
         set__lease_until=None, set__status_message=None, push__log=_line(f"failed: {message}"))
+    if ended and connection is not None:
+        publish_run_event(connection, state, "cancelled" if cancelled else "failed", errorMessage=message)
 
 
 def cancel_requested(state_id: str) -> bool:
