@@ -281,11 +281,11 @@ def test_cancel_reaches_comfyui_at_once_queued_prompts_are_deleted(app, client, 
         prefetched, running = sorted(answers, key=lambda a: _state(a).prompt_id != pending_id)
         asked = _cancel(client, pro, prefetched)
         deleted_at, deleted_id = wait_for(lambda: comfy.stats.deleted and comfy.stats.deleted[-1], timeout_s=5)
-        assert deleted_id == pending_id and deleted_at - asked < 0.5
+        assert deleted_id == pending_id and deleted_at - asked < 0.5, deleted_at - asked
         asked = _cancel(client, pro, running)
         interrupted_at, interrupted_id = wait_for(lambda: comfy.stats.interrupted and comfy.stats.interrupted[-1],
                                                   timeout_s=5)
-        assert interrupted_id == _state(running).prompt_id and interrupted_at - asked < 0.5
+        assert interrupted_id == _state(running).prompt_id and interrupted_at - asked < 0.5, interrupted_at - asked
         wait_for(lambda: _state(running).state == "cancelled" and _state(prefetched).state == "cancelled")
     assert comfy.stats.executed == 1 and pending_id not in comfy.history  # the deleted prompt never ran
     assert {i.status for i in _items(running) + _items(prefetched)} == {"cancelled"}

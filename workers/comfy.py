@@ -141,9 +141,14 @@ class AimgComfyClient(ComfyAPIClient):
         response = await self.client.post(self.get_endpoint_url("/queue"), json={"delete": prompt_ids})
         response.raise_for_status()
 
-    async def interrupt_prompt(self, prompt_id: str) -> None:
+    async def interrupt_prompt(self, prompt_id: str, running: bool = False) -> None:
         """Stop ``prompt_id`` only: delete it if pending, interrupt it if running. Deleting
-        first leaves no window where it starts between a look at the queue and the delete."""
+        first leaves no window where it starts between a look at the queue and the delete.
+        ``running``: it is known to execute (its ``execution_start`` came): interrupt at once."""
+        if running:
+            response = await self.client.post(self.get_endpoint_url("/interrupt"), json={"prompt_id": prompt_id})
+            response.raise_for_status()
+            return
         await self.delete_pending([prompt_id])
         queue = await self.get_queue()
         if any(e.prompt_id == prompt_id for e in queue.running):
@@ -439,14 +444,15 @@ class ComfyRun:
         cancelled = asyncio.ensure_future(self.cancel.wait())
         receiving: asyncio.Future | None = None
         images: dict[str, list[dict]] = {}  # from ``executed``: no history round trip when all came
+        executing = False
         try:
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    await self._interrupt(client, prompt_id)
+                    await self._interrupt(client, prompt_id, executing)
                     raise TimedOut(f"Generation timed out after {self.timeout_s:g} s and was stopped.")
                 if self.cancel.is_set():
-                    await self._interrupt(client, prompt_id)
+                    await self._interrupt(client, prompt_id, executing)
                     raise Cancelled("Cancelled.")
                 if receiving is None:
                     receiving = asyncio.ensure_future(ws.recv())
@@ -469,6 +475,7 @@ class ComfyRun:
                 if data.get("prompt_id") not in (None, prompt_id):
                     continue
                 if kind == "execution_start":
+                    executing = True
                     await self.on_progress(0.0, f"started on {server}", True)
                 elif kind == "progress" and data.get("max"):
                     await self.on_progress(float(data["value"]) / float(data["max"]), None)
@@ -520,9 +527,9 @@ class ComfyRun:
             await asyncio.sleep(0.05)
         raise ServerFault("ComfyUI has no history for the finished prompt")
 
-    async def _interrupt(self, client: AimgComfyClient, prompt_id: str) -> None:
+    async def _interrupt(self, client: AimgComfyClient, prompt_id: str, running: bool = False) -> None:
         try:
-            await client.interrupt_prompt(prompt_id)
+            await client.interrupt_prompt(prompt_id, running)
         except Exception:  # noqa: BLE001 - best effort; the server may be gone
             log.warning("could not interrupt a prompt", extra={"promptId": prompt_id})
 
