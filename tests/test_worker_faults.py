@@ -263,9 +263,10 @@ def test_a_worker_killed_mid_job_is_taken_over_and_completes_once(app, client, u
 
 
 def _cancel(client, user, answer) -> float:
-    started = time.time()
+    """When the cancel was recorded (the answer came): from then on only the push can reach
+    the worker before its next lease renewal."""
     assert_ok(client.post("/cancelGeneration", json={"workflowId": answer["workflowId"]}, headers=user["headers"]))
-    return started
+    return time.time()
 
 
 def test_cancel_reaches_comfyui_at_once_queued_prompts_are_deleted(app, client, pro, pool):

@@ -144,8 +144,7 @@ def run_workflow(state_id: str) -> str:
     try:
         outputs = _thread_loop().run_until_complete(_run(res, state, me))
         if state.executing_since is not None:
-            eta.record(res.redis, state.template_name, eta.size_units(res, state),
-                       time.monotonic() - state.executing_since)
+            eta.record(res, state, time.monotonic() - state.executing_since)
         _store_outputs(res, state, me, outputs)
         return "completed"
     except ComfyError as exc:
