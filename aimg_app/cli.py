@@ -197,6 +197,35 @@ def cmd_plugins(args) -> int:
     return 0
 
 
+def cmd_comfyui_servers(args) -> int:
+    import asyncio
+
+    import redis
+
+    from workers.comfy import ComfyPool
+
+    settings = load_settings()
+    urls = [u.rstrip("/") for u in (args.comfyui or settings.comfyui_urls)]
+    if not urls:
+        print("no ComfyUI server configured (AIMG_COMFYUI_URLS or --comfyui)", file=sys.stderr)
+        return 2
+    connection = redis.Redis.from_url(settings.redis_url)
+    pool = ComfyPool(urls, connection, health_ttl_s=settings.comfyui_health_ttl_s,
+                     http_timeout_s=settings.comfyui_http_timeout_s)
+    rows = asyncio.run(pool.survey())
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        caps = row["capabilities"] or {}
+        print(f"{row['url']}  {row['health']}  runs in flight: {row['load']}  "
+              f"node classes: {len(caps.get('nodes') or []) if caps else '?'}")
+        for key, files in sorted((caps.get("models") or {}).items()):
+            if not key.endswith(".sampler_name"):
+                print(f"  {key}: {', '.join(files) if files else '-'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aimg", description="AIMG back-end")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -229,6 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     plugins = sub.add_parser("plugins", help="list loaded plugins and what each provides")
     plugins.add_argument("--json", action="store_true")
     plugins.set_defaults(func=cmd_plugins)
+    servers = sub.add_parser("comfyui-servers", help="ask each ComfyUI server now: health, node classes, model files")
+    servers.add_argument("--comfyui", action="append", metavar="URL", help="instead of AIMG_COMFYUI_URLS (repeatable)")
+    servers.add_argument("--json", action="store_true")
+    servers.set_defaults(func=cmd_comfyui_servers)
     return parser
 
 

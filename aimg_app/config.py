@@ -70,6 +70,8 @@ class Settings:
     comfyui_http_timeout_s: float = 30.0
     generation_lease_s: float = 30.0  # a running job renews its lease; a lapsed lease is requeued
     generation_max_runs: int = 3  # a run whose worker died this many times fails
+    generation_server_wait_s: float = 600.0  # a run waits this long for a healthy ComfyUI server, then fails
+    generation_prefetch: int = 1  # runs a worker keeps queued on ComfyUI beyond the one running
     # pgQuery: a login role that can only read; a write role only when explicitly enabled.
     pgquery_dsn: str = ""
     pgquery_write_dsn: str = ""
@@ -167,6 +169,8 @@ _ENV: dict[str, tuple[str, Any]] = {
     "AIMG_COMFYUI_HTTP_TIMEOUT_S": ("comfyui_http_timeout_s", float),
     "AIMG_GENERATION_LEASE_S": ("generation_lease_s", float),
     "AIMG_GENERATION_MAX_RUNS": ("generation_max_runs", int),
+    "AIMG_GENERATION_SERVER_WAIT_S": ("generation_server_wait_s", float),
+    "AIMG_GENERATION_PREFETCH": ("generation_prefetch", int),
     "AIMG_PGQUERY_DSN": ("pgquery_dsn", str),
     "AIMG_PGQUERY_WRITE_DSN": ("pgquery_write_dsn", str),
     "AIMG_PGQUERY_ALLOW_WRITE": ("pgquery_allow_write", _bool),

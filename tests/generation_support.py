@@ -45,3 +45,40 @@ def work(app, queues: list[str] | None = None, max_jobs: int | None = None) -> i
     SimpleWorker(queues, connection=resources.redis).work(burst=True, with_scheduler=False, max_jobs=max_jobs,
                                                           logging_level="WARNING")
     return waiting - sum(q.count for q in queues)
+
+
+class Slots:
+    """A worker's slots (``workers.jobs.work_slots``) running in this process until stopped."""
+
+    def __init__(self, app, slots: int = 2, queues: list[str] | None = None):
+        import threading
+
+        from workers import jobs
+
+        self.stop_event = threading.Event()
+        self.threads = jobs.work_slots(app.extensions["aimg"], queues or generation_queue_names(app), self.stop_event,
+                                       slots=slots)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(30)
+
+    def __enter__(self) -> "Slots":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def wait_for(condition, timeout_s: float = 20.0, every_s: float = 0.01):
+    """Poll ``condition`` until it returns something truthy; that value (or AssertionError)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {condition}")

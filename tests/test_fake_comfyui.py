@@ -158,3 +158,27 @@ def test_cli_runs_the_fake(tmp_path):
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_post_queue_reads_only_delete_and_clear(fake):
+    """As on a real ComfyUI: ``{"cancel": [...]}`` (what comfy-api-client sends) is ignored."""
+    fake.inject("hang")
+    first = httpx.post(f"{fake.url}/prompt", json={"prompt": GRAPH, "client_id": "q"}).json()["prompt_id"]
+    queued = [httpx.post(f"{fake.url}/prompt", json={"prompt": GRAPH, "client_id": "q"}).json()["prompt_id"]
+              for _ in range(3)]
+
+    def pending():
+        return [entry[1] for entry in httpx.get(f"{fake.url}/queue").json()["queue_pending"]]
+
+    assert httpx.post(f"{fake.url}/queue", json={"cancel": [queued[0]]}).status_code == 200
+    assert pending() == queued
+    assert httpx.post(f"{fake.url}/queue", json={"delete": [queued[0]]}).status_code == 200
+    assert pending() == queued[1:]
+    httpx.post(f"{fake.url}/queue", json={"clear": True})
+    assert pending() == []
+    httpx.post(f"{fake.url}/interrupt", json={"prompt_id": first})
+    deadline = time.monotonic() + 5
+    while first not in fake.history and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert fake.history[first]["status"]["status_str"] == "error"
+    assert all(httpx.get(f"{fake.url}/history/{pid}").json() == {} for pid in queued)  # deleted: never ran

@@ -19,7 +19,7 @@ from aimg_app.models.file import StoredFile
 from aimg_app.models.item import Item
 from aimg_app.models.workflow import WorkflowState
 from tests.conftest import assert_ok, sign_up
-from tests.generation_support import clear_generation_queues, grant_tier, work
+from tests.generation_support import Slots, clear_generation_queues, grant_tier, wait_for, work
 from workers import jobs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,15 +135,35 @@ def test_a_restarted_server_that_forgot_the_prompt(app, client, pro, pool):
     assert _state(answer).comfy_server == healthy.url, _state(answer).log
 
 
-def test_no_server_answering_fails_cleanly(app, client, pro, pool):
+def test_no_server_answering_fails_after_the_bounded_wait(app, client, pro, pool):
+    settings = app.extensions["aimg"].settings
     for fake in pool:
         fake.stop()
     answer = _enqueue(client, pro)
+    settings.generation_server_wait_s = 1.5
+    seen = {}
+
+    def watch():
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "status" not in seen:
+            status = client.get(f"/getItemStatus?imageID={answer['itemIds'][0]}", headers=pro["headers"]).get_json()
+            if status["payload"].get("statusMessage"):
+                seen["status"] = status["payload"]
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
     started = time.monotonic()
-    work(app)
-    assert time.monotonic() - started < 20
+    try:
+        work(app)
+    finally:
+        settings.generation_server_wait_s = 600.0
+    watcher.join()
+    assert 1.5 <= time.monotonic() - started < 20
+    assert seen["status"]["statusMessage"] == "waiting for a generation server"
     (item,) = _items(answer)
     assert item.status == "failed" and "try again" in item.error_message.lower()
+    assert "within 1.5 s" in item.error_message
 
 
 def test_a_run_past_its_timeout_is_interrupted(app, client, pro, pool):
@@ -240,3 +260,59 @@ def test_a_worker_killed_mid_job_is_taken_over_and_completes_once(app, client, u
     # running the job again (RQ's own retry of the dead execution) completes nothing twice
     assert jobs.run_workflow(state.id).startswith("skipped")
     assert User.objects(id=user["user_id"]).first().item_count == 1
+
+
+def _cancel(client, user, answer) -> float:
+    """When the cancel was recorded (the answer came): from then on only the push can reach
+    the worker before its next lease renewal."""
+    assert_ok(client.post("/cancelGeneration", json={"workflowId": answer["workflowId"]}, headers=user["headers"]))
+    return time.time()
+
+
+def test_cancel_reaches_comfyui_at_once_queued_prompts_are_deleted(app, client, pro, pool):
+    comfy = pool[0]
+    pool[1].stop()
+    app.extensions["aimg"].settings.comfyui_urls = (comfy.url,)
+    comfy.inject("hang")
+    answers = [_enqueue(client, pro), _enqueue(client, pro)]
+    with Slots(app, slots=2):
+        wait_for(lambda: comfy.running is not None and len(comfy.pending) == 1
+                 and all(_state(a).prompt_id for a in answers))
+        pending_id = comfy.pending[0].prompt_id  # the next run waits in ComfyUI's own queue
+        prefetched, running = sorted(answers, key=lambda a: _state(a).prompt_id != pending_id)
+        asked = _cancel(client, pro, prefetched)
+        deleted_at, deleted_id = wait_for(lambda: comfy.stats.deleted and comfy.stats.deleted[-1], timeout_s=5)
+        assert deleted_id == pending_id and deleted_at - asked < 0.5, deleted_at - asked
+        asked = _cancel(client, pro, running)
+        interrupted_at, interrupted_id = wait_for(lambda: comfy.stats.interrupted and comfy.stats.interrupted[-1],
+                                                  timeout_s=5)
+        assert interrupted_id == _state(running).prompt_id and interrupted_at - asked < 0.5, interrupted_at - asked
+        wait_for(lambda: _state(running).state == "cancelled" and _state(prefetched).state == "cancelled")
+    assert comfy.stats.executed == 1 and pending_id not in comfy.history  # the deleted prompt never ran
+    assert {i.status for i in _items(running) + _items(prefetched)} == {"cancelled"}
+
+
+def test_a_comfyui_restart_loses_no_job(app, client, pro, pool):
+    comfy = pool[0]
+    pool[1].stop()
+    app.extensions["aimg"].settings.comfyui_urls = (comfy.url,)
+    comfy.inject("hang")  # the run on the GPU when it dies
+    answers = [_enqueue(client, pro) for _ in range(3)]
+    with Slots(app, slots=2):
+        wait_for(lambda: comfy.running is not None and comfy.pending)
+        comfy.stop()
+        time.sleep(5)
+        waiting = assert_ok(client.get(f"/2/getWorkflowStatus?workflowId={answers[0]['workflowId']}",
+                                       headers=pro["headers"]))["payload"]
+        assert waiting["statusMessage"] == "waiting for a generation server", waiting
+        restarted = FakeComfyUI(port=comfy.port, render_seconds=0.02).start()
+        try:
+            wait_for(lambda: all(_state(a).state == "completed" for a in answers), timeout_s=30)
+        finally:
+            restarted.stop()
+    items = [item for answer in answers for item in _items(answer)]
+    assert {i.status for i in items} == {"completed"}
+    assert restarted.stats.executed == 3  # every run submitted again once the server was back
+    assert User.objects(id=pro["user_id"]).first().item_count == 3
+    for item in items:
+        assert StoredFile.objects(id__startswith=item.id).count() == 1

@@ -225,6 +225,12 @@ def test_workflow_concurrency_per_tier(app, client, pro):
     work(app)
 
 
+def test_a_batch_over_the_tier_cap_is_refused_saying_why(client, pro):
+    # test-blank allows batches of 4; tier 1 may run 3 Items at once
+    assert_error(_enqueue(client, pro, workflowTemplateName="test-blank", batchSize=4), 400,
+                 "batch of 4", "at most 3")
+
+
 def test_workflow_status_is_private(client, pro):
     answer = assert_ok(_enqueue(client, pro, workflowTemplateName="test-blank"))["payload"]
     other = sign_up(client)
@@ -256,3 +262,33 @@ def test_cancel_by_workflow_id(app, client, pro):
                                   headers=pro["headers"]))["payload"]
     assert status["isError"] is True and status["errorMessage"] == "Cancelled."
     assert_error(client.post("/cancelGeneration", json={}, headers=pro["headers"]), 400, "exactly one")
+
+
+def test_estimated_seconds_remaining_is_learned_from_measured_runs(app, client, pro, comfy):
+    # a model no other test runs: its service time is learned apart (template|model)
+    app.extensions["aimg"].redis.hdel("aimg:eta:seconds-per-unit", "txt2img-sd15|realistic-vision-v5.safetensors",
+                                      "txt2img-sd15")
+
+    def status(answer):
+        return assert_ok(client.get(f"/2/getWorkflowStatus?workflowId={answer['workflowId']}",
+                                    headers=pro["headers"]))["payload"]
+
+    body = {"workflowTemplateName": "txt2img-sd15", "prompt": "eta", "steps": 10,
+            "modelName": "realistic-vision-v5.safetensors"}
+    first = assert_ok(_enqueue(client, pro, **body))["payload"]
+    assert "estimatedSecondsRemaining" not in status(first)  # nothing learned yet
+    comfy.render_seconds = 0.3
+    try:
+        work(app)
+        one, two = (assert_ok(_enqueue(client, pro, **body))["payload"] for _ in range(2))
+        eta_one, eta_two = status(one)["estimatedSecondsRemaining"], status(two)["estimatedSecondsRemaining"]
+        assert 0.2 <= eta_one <= 3.0, eta_one
+        assert eta_two > eta_one  # one run ahead of it
+        item = assert_ok(client.get(f"/getItemStatus?imageID={two['itemIds'][0]}", headers=pro["headers"]))["payload"]
+        assert item["estimatedSecondsRemaining"] == eta_two
+        bigger = assert_ok(_enqueue(client, pro, **body, width=768, height=768))["payload"]
+        assert status(bigger)["estimatedSecondsRemaining"] > eta_two  # a larger run, further back
+        work(app)
+    finally:
+        comfy.render_seconds = 0.02
+    assert "estimatedSecondsRemaining" not in status(two)  # done

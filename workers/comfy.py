@@ -30,6 +30,20 @@ log = logging.getLogger("aimg.worker.comfy")
 
 POLL_S = 2.0  # how often the history is checked when the WebSocket is quiet
 HEALTH_TIMEOUT_S = 5.0
+DOWN_RETRY_S = 2.0  # a server that failed is asked again after this long
+WAIT_POLL_S = 0.5  # how often a run waiting for a server looks again
+
+
+_ssl_context = None
+
+
+def http_client(timeout: float) -> httpx.AsyncClient:
+    """An HTTP client for ComfyUI. The TLS context is built once: loading the CA bundle
+    costs tens of milliseconds, which every run would otherwise pay twice."""
+    global _ssl_context
+    if _ssl_context is None:
+        _ssl_context = httpx.create_ssl_context()
+    return httpx.AsyncClient(timeout=timeout, verify=_ssl_context)
 
 
 class ComfyError(Exception):
@@ -60,6 +74,53 @@ class Cancelled(ComfyError):
     pass
 
 
+class NoServerHas(Rejected):
+    """Every configured server lacks a node class or a model file the graph names."""
+
+
+# --- what a server has (from /object_info) -------------------------------------------------
+
+CAPS_REFRESH_S = 60.0  # how old a server's node/model lists may get before a health probe reads them again
+
+
+def capabilities_from(object_info: dict) -> dict:
+    """The node classes of a server and the choices of its model inputs (every list-valued
+    input whose name ends in ``_name``: ``ckpt_name``, ``lora_name``, ``control_net_name``...)."""
+    models: dict[str, list[str]] = {}
+    for class_type, spec in object_info.items():
+        inputs = (spec or {}).get("input") or {}
+        for group in ("required", "optional"):
+            for name, config in (inputs.get(group) or {}).items():
+                if name.endswith("_name") and isinstance(config, list) and config and isinstance(config[0], list):
+                    models[f"{class_type}.{name}"] = [str(v) for v in config[0]]
+    return {"nodes": sorted(object_info), "models": models, "at": time.time()}
+
+
+def graph_needs(graph: dict) -> tuple[set[str], list[tuple[str, str, str]]]:
+    """The node classes a graph uses, and its (class, input, value) choices of model inputs."""
+    classes, choices = set(), []
+    for node in graph.values():
+        if not isinstance(node, dict) or "class_type" not in node:
+            continue
+        classes.add(node["class_type"])
+        for name, value in (node.get("inputs") or {}).items():
+            if name.endswith("_name") and isinstance(value, str):
+                choices.append((node["class_type"], name, value))
+    return classes, choices
+
+
+def missing(caps: dict, needs: tuple[set[str], list[tuple[str, str, str]]]) -> list[str]:
+    """What of ``needs`` a server with ``caps`` lacks, as phrases; empty when it has all."""
+    classes, choices = needs
+    nodes = set(caps.get("nodes") or [])
+    gaps = [f"node {c}" for c in sorted(classes - nodes)]
+    for class_type, name, value in choices:
+        options = (caps.get("models") or {}).get(f"{class_type}.{name}")
+        if options is not None and value not in options:
+            gaps.append(f"{name} '{value}'")
+    return gaps
+
+
 class AimgComfyClient(ComfyAPIClient):
     """comfy-api-client's client, with the few calls it lacks: the raw bytes of an output
     (``retrieve_image`` decodes to a PIL image, which would re-encode every file) and a
@@ -73,11 +134,23 @@ class AimgComfyClient(ComfyAPIClient):
         response.raise_for_status()
         return response.content, response.headers.get("content-type", "application/octet-stream")
 
-    async def interrupt_prompt(self, prompt_id: str) -> None:
-        """Stop ``prompt_id`` only: delete it if pending, interrupt it if running."""
+    async def delete_pending(self, prompt_ids: list[str]) -> None:
+        """Take prompts out of ComfyUI's pending queue. ComfyUI reads only ``delete`` and
+        ``clear`` on ``POST /queue`` (comfy-api-client's ``cancel_prompts`` sends ``cancel``,
+        which ComfyUI ignores)."""
+        response = await self.client.post(self.get_endpoint_url("/queue"), json={"delete": prompt_ids})
+        response.raise_for_status()
+
+    async def interrupt_prompt(self, prompt_id: str, running: bool = False) -> None:
+        """Stop ``prompt_id`` only: delete it if pending, interrupt it if running. Deleting
+        first leaves no window where it starts between a look at the queue and the delete.
+        ``running``: it is known to execute (its ``execution_start`` came): interrupt at once."""
+        if running:
+            response = await self.client.post(self.get_endpoint_url("/interrupt"), json={"prompt_id": prompt_id})
+            response.raise_for_status()
+            return
+        await self.delete_pending([prompt_id])
         queue = await self.get_queue()
-        if any(e.prompt_id == prompt_id for e in queue.pending):
-            await self.cancel_prompts([prompt_id])
         if any(e.prompt_id == prompt_id for e in queue.running):
             # Newer ComfyUI honours prompt_id; older ones interrupt whatever runs, which is ours.
             response = await self.client.post(self.get_endpoint_url("/interrupt"), json={"prompt_id": prompt_id})
@@ -127,7 +200,8 @@ class ComfyPool:
         return int(self.redis.zcount(self._key("load", url), time.time(), "+inf"))
 
     def mark_down(self, url: str) -> None:
-        self.redis.set(self._key("down", url), "1", px=int(self.health_ttl_s * 1000))
+        # Short: a restarted server is taken back within seconds, whatever the health TTL.
+        self.redis.set(self._key("down", url), "1", px=int(min(self.health_ttl_s, DOWN_RETRY_S) * 1000))
         self.redis.delete(self._key("up", url))
 
     async def healthy(self, url: str) -> bool:
@@ -136,24 +210,76 @@ class ComfyPool:
         if self.redis.exists(self._key("up", url)):
             return True
         try:
-            async with httpx.AsyncClient(timeout=HEALTH_TIMEOUT_S) as http:
+            async with http_client(timeout=HEALTH_TIMEOUT_S) as http:
                 await AimgComfyClient(url, http).get_system_stats()
         except Exception:  # noqa: BLE001 - any failure to answer is "down"
             log.warning("ComfyUI server is down", extra={"server": url})
             self.mark_down(url)
             return False
         self.redis.set(self._key("up", url), "1", px=int(self.health_ttl_s * 1000))
+        caps = self.capabilities(url)
+        if caps is None or time.time() - caps.get("at", 0) > CAPS_REFRESH_S:
+            await self.refresh_capabilities(url)
         return True
 
-    async def acquire(self, exclude: list[str]) -> str | None:
-        """The healthy server with the fewest runs in flight (ties at random), or None."""
-        candidates = [u for u in self.urls if u not in exclude]
+    def capabilities(self, url: str) -> dict | None:
+        """What ``url`` has (node classes, model files), as last read; None if never read."""
+        raw = self.redis.get(self._key("caps", url))
+        return json.loads(raw) if raw else None
+
+    async def refresh_capabilities(self, url: str) -> dict | None:
+        try:
+            async with http_client(timeout=self.http_timeout_s) as http:
+                response = await http.get(f"{url}/object_info")
+                response.raise_for_status()
+                caps = capabilities_from(response.json())
+        except Exception:  # noqa: BLE001 - an old server without it: route there as before
+            log.warning("could not read /object_info", extra={"server": url})
+            return None
+        self.redis.set(self._key("caps", url), json.dumps(caps), ex=24 * 3600)
+        return caps
+
+    async def acquire(self, avoid: list[str] = (), needs=None) -> str | None:
+        """The healthy server with the fewest runs in flight (ties at random) that has every
+        node class and model file in ``needs`` (``graph_needs``); servers in ``avoid`` (those
+        that failed this run) only when no other is healthy; None when none is healthy now.
+        Raises ``NoServerHas`` when every server is known to lack something."""
+        candidates = list(self.urls)
         random.shuffle(candidates)
-        candidates.sort(key=self.load)
+        candidates.sort(key=lambda u: (u in avoid, self.load(u)))
+        lacking: dict[str, list[str]] = {}
         for url in candidates:
+            caps = self.capabilities(url)
+            if needs and caps is not None and missing(caps, needs):
+                lacking[url] = missing(caps, needs)
+                continue
             if await self.healthy(url):
+                caps = self.capabilities(url)
+                if needs and caps is not None and missing(caps, needs):
+                    lacking[url] = missing(caps, needs)
+                    continue
                 return url
+        if lacking and len(lacking) == len(self.urls):
+            gaps = list(dict.fromkeys(g for found in lacking.values() for g in found))
+            raise NoServerHas("No generation server has what this workflow needs: " + ", ".join(gaps) + ".")
         return None
+
+    async def survey(self) -> list[dict]:
+        """Ask every server now (health and /object_info), then ``describe``."""
+        for url in self.urls:
+            self.redis.delete(self._key("up", url), self._key("down", url))
+            if await self.healthy(url):
+                await self.refresh_capabilities(url)
+        return self.describe()
+
+    def describe(self) -> list[dict]:
+        """Each server as last seen: up/down, its node classes and model files (for ``aimg``)."""
+        rows = []
+        for url in self.urls:
+            state = ("down" if self.redis.exists(self._key("down", url)) else
+                     "up" if self.redis.exists(self._key("up", url)) else "unknown")
+            rows.append({"url": url, "health": state, "load": self.load(url), "capabilities": self.capabilities(url)})
+        return rows
 
     def lease(self, url: str, ttl_s: float) -> "_Lease":
         return _Lease(self, url, ttl_s)
@@ -174,7 +300,7 @@ class _Lease:
         self.pool.redis.zrem(self.pool._key("load", self.url), self.token)
 
 
-ProgressFn = Callable[[float, str | None], Awaitable[None]]
+ProgressFn = Callable[..., Awaitable[None]]  # (fraction, note, started=False)
 
 
 @dataclass
@@ -184,7 +310,10 @@ class ComfyRun:
     ``client_id`` is stable across attempts and worker restarts (the WorkflowState id), so a
     worker that takes over a run receives the prompt's messages on its own WebSocket.
     ``uploads`` are (marker, file name, bytes): sent with ``/upload/image`` first, and the
-    marker replaced by the name ComfyUI gives the file.
+    marker replaced by the name ComfyUI gives the file. ``cancel`` is set (by a pushed
+    cancel) to stop the run at once. When no server is healthy the run waits up to
+    ``wait_s`` for one (``on_waiting`` tells why it does not start), and a server that
+    fails the run hands it to another, or to itself once it is back.
     """
 
     pool: ComfyPool
@@ -194,51 +323,73 @@ class ComfyRun:
     max_attempts: int
     on_progress: ProgressFn
     on_submitted: Callable[[str, str], Awaitable[None]]
-    cancel_requested: Callable[[], bool]
+    cancel: asyncio.Event
     uploads: list[tuple[str, str, bytes]] = field(default_factory=list)
     resume: tuple[str, str] | None = None  # (server, prompt_id) of an earlier attempt
+    wait_s: float = 600.0
+    on_waiting: Callable[[bool], Awaitable[None]] | None = None
 
     async def run(self) -> RunOutputs:
-        deadline = time.monotonic() + self.timeout_s
         if self.resume:
-            outputs = await self._try_resume(*self.resume, deadline)
+            outputs = await self._try_resume(*self.resume, time.monotonic() + self.timeout_s)
             if outputs is not None:
                 try:
                     return await fetch_files(self.pool, outputs)
                 except ServerFault:
                     pass
-        tried: list[str] = []
+        failed: list[str] = []
         last: ComfyError | None = None
-        for _attempt in range(max(1, self.max_attempts)):
-            server = await self.pool.acquire(tried)
-            if server is None:
-                break
-            tried.append(server)
+        attempts = 0
+        while attempts < max(1, self.max_attempts):
+            server = await self._wait_for_server(failed)
+            attempts += 1
             try:
                 with self.pool.lease(server, self.timeout_s + 60):
-                    outputs = await self._run_on(server, deadline)
+                    outputs = await self._run_on(server, time.monotonic() + self.timeout_s)
                 return await fetch_files(self.pool, outputs)
             except ServerFault as exc:
                 log.warning("ComfyUI server failed a run: %s", exc.message, extra={"server": server})
                 self.pool.mark_down(server)
+                failed.append(server)
                 last = exc
-                await self.on_progress(0.0, f"server {server} failed ({exc.message}); trying another")
-        if last is not None:
-            raise ServerFault(f"No generation server could finish this run ({last.message}). Please try again.")
-        raise ServerFault("No generation server is available right now. Please try again later.")
+                await self.on_progress(0.0, f"server {server} failed ({exc.message}); trying again")
+        raise ServerFault(f"No generation server could finish this run ({last.message}). Please try again.")
+
+    async def _wait_for_server(self, failed: list[str]) -> str:
+        needs = graph_needs(self.graph)
+        server = await self.pool.acquire(failed, needs)
+        if server is not None:
+            return server
+        if self.on_waiting:
+            await self.on_waiting(True)
+        deadline = time.monotonic() + self.wait_s
+        while server is None:
+            if self.cancel.is_set():
+                raise Cancelled("Cancelled.")
+            if time.monotonic() >= deadline:
+                raise ServerFault(f"No generation server became available within {self.wait_s:g} s. "
+                                  "Please try again later.")
+            try:
+                await asyncio.wait_for(self.cancel.wait(), WAIT_POLL_S)
+            except asyncio.TimeoutError:
+                pass
+            server = await self.pool.acquire(failed, needs)
+        if self.on_waiting:
+            await self.on_waiting(False)
+        return server
 
     async def _try_resume(self, server: str, prompt_id: str, deadline: float) -> RunOutputs | None:
         """An earlier attempt submitted ``prompt_id`` on ``server``: use its outputs if it
         finished, follow it if it still runs; None when it is gone (then submit again)."""
         try:
-            async with httpx.AsyncClient(timeout=self.pool.http_timeout_s) as http:
+            async with http_client(timeout=self.pool.http_timeout_s) as http:
                 client = AimgComfyClient(server, http)
                 client.client_id = self.client_id
                 if not await self._known(client, prompt_id):
                     return None
                 await self.on_progress(0.0, f"resuming prompt {prompt_id} on {server}")
                 async with websockets.connect(self._ws_url(client), max_size=2**26, open_timeout=10) as ws:
-                    return await self._follow(client, ws, server, prompt_id, deadline)
+                    return await self._follow(client, ws, server, prompt_id, deadline, resumed=True)
         except (ServerFault, httpx.HTTPError, OSError, websockets.WebSocketException):
             return None
 
@@ -255,7 +406,7 @@ class ComfyRun:
 
     async def _run_on(self, server: str, deadline: float) -> RunOutputs:
         try:
-            async with httpx.AsyncClient(timeout=self.pool.http_timeout_s) as http:
+            async with http_client(timeout=self.pool.http_timeout_s) as http:
                 client = AimgComfyClient(server, http)
                 client.client_id = self.client_id
                 graph = self.graph
@@ -288,43 +439,64 @@ class ComfyRun:
             markers[marker] = f"{uploaded.subfolder}/{uploaded.name}" if uploaded.subfolder else uploaded.name
         return substitute(graph, markers)
 
-    async def _follow(self, client: AimgComfyClient, ws, server: str, prompt_id: str, deadline: float) -> RunOutputs:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                await self._interrupt(client, prompt_id)
-                raise TimedOut(f"Generation timed out after {self.timeout_s:g} s and was stopped.")
-            if self.cancel_requested():
-                await self._interrupt(client, prompt_id)
-                raise Cancelled("Cancelled.")
-            try:
-                raw = await asyncio.wait_for(ws.recv(), timeout=min(POLL_S, remaining))
-            except asyncio.TimeoutError:
-                if await self._finished(client, prompt_id):
-                    return await self._outputs(client, server, prompt_id)
-                continue
-            except websockets.ConnectionClosed:
-                raise ServerFault("ComfyUI closed the connection") from None
-            if not isinstance(raw, str):
-                continue  # binary previews
-            message = json.loads(raw)
-            kind, data = message.get("type"), message.get("data") or {}
-            if data.get("prompt_id") not in (None, prompt_id):
-                continue
-            if kind == "execution_start":
-                await self.on_progress(0.0, f"started on {server}")
-            elif kind == "progress" and data.get("max"):
-                await self.on_progress(float(data["value"]) / float(data["max"]), None)
-            elif kind == "execution_error":
-                raise RunFailed(f"Generation failed: {data.get('exception_message') or 'error'} "
-                                f"(in {data.get('node_type', 'a node')}).")
-            elif kind == "execution_interrupted":
-                if self.cancel_requested():
+    async def _follow(self, client: AimgComfyClient, ws, server: str, prompt_id: str, deadline: float,
+                      resumed: bool = False) -> RunOutputs:
+        cancelled = asyncio.ensure_future(self.cancel.wait())
+        receiving: asyncio.Future | None = None
+        images: dict[str, list[dict]] = {}  # from ``executed``: no history round trip when all came
+        executing = False
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    await self._interrupt(client, prompt_id, executing)
+                    raise TimedOut(f"Generation timed out after {self.timeout_s:g} s and was stopped.")
+                if self.cancel.is_set():
+                    await self._interrupt(client, prompt_id, executing)
                     raise Cancelled("Cancelled.")
-                raise ServerFault("the prompt was interrupted on ComfyUI")
-            elif kind == "execution_success" or (kind == "executing" and data.get("node") is None
-                                                 and data.get("prompt_id") == prompt_id):
-                return await self._outputs(client, server, prompt_id)
+                if receiving is None:
+                    receiving = asyncio.ensure_future(ws.recv())
+                done, _ = await asyncio.wait({receiving, cancelled}, timeout=min(POLL_S, remaining),
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if receiving not in done:
+                    if not done and await self._finished(client, prompt_id):
+                        return await self._outputs(client, server, prompt_id)
+                    continue
+                try:
+                    raw = receiving.result()
+                except websockets.ConnectionClosed:
+                    raise ServerFault("ComfyUI closed the connection") from None
+                finally:
+                    receiving = None
+                if not isinstance(raw, str):
+                    continue  # binary previews
+                message = json.loads(raw)
+                kind, data = message.get("type"), message.get("data") or {}
+                if data.get("prompt_id") not in (None, prompt_id):
+                    continue
+                if kind == "execution_start":
+                    executing = True
+                    await self.on_progress(0.0, f"started on {server}", True)
+                elif kind == "progress" and data.get("max"):
+                    await self.on_progress(float(data["value"]) / float(data["max"]), None)
+                elif kind == "executed" and data.get("node") is not None:
+                    images[str(data["node"])] = list((data.get("output") or {}).get("images") or [])
+                elif kind == "execution_error":
+                    raise RunFailed(f"Generation failed: {data.get('exception_message') or 'error'} "
+                                    f"(in {data.get('node_type', 'a node')}).")
+                elif kind == "execution_interrupted":
+                    if self.cancel.is_set():
+                        raise Cancelled("Cancelled.")
+                    raise ServerFault("the prompt was interrupted on ComfyUI")
+                elif kind == "execution_success" or (kind == "executing" and data.get("node") is None
+                                                     and data.get("prompt_id") == prompt_id):
+                    if images and not resumed:  # a follower that came late may have missed some
+                        return RunOutputs(server, prompt_id, images)
+                    return await self._outputs(client, server, prompt_id)
+        finally:
+            cancelled.cancel()
+            if receiving is not None:
+                receiving.cancel()
 
     async def _finished(self, client: AimgComfyClient, prompt_id: str) -> bool:
         """From the history: True when done; raises when it failed or was forgotten."""
@@ -337,7 +509,7 @@ class ComfyRun:
             for kind, data in status.get("messages", []):
                 if kind == "execution_error":
                     raise RunFailed(f"Generation failed: {data.get('exception_message') or 'error'}.")
-            if self.cancel_requested():
+            if self.cancel.is_set():
                 raise Cancelled("Cancelled.")
             raise ServerFault("the prompt ended without outputs")
         queue = await client.get_queue()
@@ -355,9 +527,9 @@ class ComfyRun:
             await asyncio.sleep(0.05)
         raise ServerFault("ComfyUI has no history for the finished prompt")
 
-    async def _interrupt(self, client: AimgComfyClient, prompt_id: str) -> None:
+    async def _interrupt(self, client: AimgComfyClient, prompt_id: str, running: bool = False) -> None:
         try:
-            await client.interrupt_prompt(prompt_id)
+            await client.interrupt_prompt(prompt_id, running)
         except Exception:  # noqa: BLE001 - best effort; the server may be gone
             log.warning("could not interrupt a prompt", extra={"promptId": prompt_id})
 
@@ -365,7 +537,7 @@ class ComfyRun:
 async def fetch_files(pool: ComfyPool, outputs: RunOutputs) -> RunOutputs:
     """Download the bytes of every output image of ``outputs`` (``/view``)."""
     try:
-        async with httpx.AsyncClient(timeout=pool.http_timeout_s) as http:
+        async with http_client(timeout=pool.http_timeout_s) as http:
             client = AimgComfyClient(outputs.server, http)
             for node_id, entries in outputs.images.items():
                 files = outputs.files.setdefault(node_id, [])
@@ -381,7 +553,7 @@ async def fetch_files(pool: ComfyPool, outputs: RunOutputs) -> RunOutputs:
 def interrupt_now(server: str, prompt_id: str) -> None:
     """Synchronous best-effort interrupt (used when the job itself is being killed)."""
     async def _go():
-        async with httpx.AsyncClient(timeout=5) as http:
+        async with http_client(timeout=5) as http:
             await AimgComfyClient(server, http).interrupt_prompt(prompt_id)
     try:
         asyncio.run(_go())

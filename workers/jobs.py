@@ -1,35 +1,34 @@
-"""RQ job functions of generation, and the requeueing of runs whose worker died.
+"""Generation jobs: a worker's slots, the run of one WorkflowState, pushed cancels, and
+the requeueing of runs whose worker died.
 
-A run is claimed with one conditional update (queued, or running with a lapsed lease ->
-running, leased to this worker), so two workers never run it at once; completion goes
-through ``services.items.complete_item`` (idempotent) and output files get ids derived from
-their Item, so a run that is taken over after a crash completes nothing twice and stores
-every file once.
+Every change of a run goes through ``services.runs`` (claimed with one conditional update,
+so two workers never run it at once); completion goes through
+``services.items.complete_item`` (idempotent) and output files get ids derived from their
+Item, so a run that is taken over after a crash completes nothing twice and stores every
+file once.
 """
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
+import contextlib
 import io
 import json
 import logging
 import os
 import socket
 import threading
-from typing import Any
+import time
 
-from mongoengine.queryset.visitor import Q
 from PIL import Image
 
 from aimg_app import queueing
 from aimg_app.errors import Conflict
-from aimg_app.models.base import iso, utcnow
 from aimg_app.models.file import StoredFile
 from aimg_app.models.workflow import WorkflowState
-from aimg_app.services import events
 from aimg_app.services import files as files_service
 from aimg_app.services import items as items_service
 from aimg_app.services import reports as reports_service
+from aimg_app.services import eta, runs
 
 from .comfy import Cancelled, ComfyError, ComfyPool, ComfyRun, RunOutputs, interrupt_now
 
@@ -64,11 +63,64 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-def _log_line(text: str) -> str:
-    return f"{iso(utcnow())} {text}"
+# --- pushed cancels -----------------------------------------------------------------------
+
+_cancels: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Event]] = {}
+_listener: tuple[threading.Thread, object] | None = None  # (thread, the connection it listens on)
+
+
+def _signal_cancel(state_id: str) -> None:
+    with _lock:
+        entry = _cancels.get(state_id)
+    if entry is not None:
+        loop, event = entry
+        with contextlib.suppress(RuntimeError):  # the run just ended and its loop closed
+            loop.call_soon_threadsafe(event.set)
+
+
+def ensure_cancel_listener(connection) -> None:
+    """One thread per process that hears ``cancel_requested`` run events and stops the run
+    at once (the lease renewal is the backstop for an event that was lost)."""
+    global _listener
+    with _lock:
+        if _listener is not None and _listener[0].is_alive() and _listener[1] is connection:
+            return
+        ready = threading.Event()
+
+        def _listen():
+            while True:
+                try:
+                    pubsub = connection.pubsub(ignore_subscribe_messages=True)
+                    pubsub.subscribe(runs.EVENTS_CHANNEL)
+                    ready.set()
+                    for message in pubsub.listen():
+                        event = json.loads(message["data"])
+                        if event.get("kind") == "cancel_requested":
+                            _signal_cancel(event["workflowStateId"])
+                except Exception:  # noqa: BLE001 - Redis went away: subscribe again
+                    if _listener is None or _listener[1] is not connection:
+                        return  # replaced by a listener on the current connection
+                    log.debug("run events listener lost Redis; reconnecting")
+                    ready.set()
+                    time.sleep(1.0)
+
+        thread = threading.Thread(target=_listen, name="aimg-run-events", daemon=True)
+        _listener = (thread, connection)
+        thread.start()
+    ready.wait(5)
 
 
 # --- the job ------------------------------------------------------------------------------
+
+_local = threading.local()
+
+
+def _thread_loop() -> asyncio.AbstractEventLoop:
+    """One event loop per thread, kept across jobs (its helper threads too)."""
+    loop = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _local.loop = asyncio.new_event_loop()
+    return loop
 
 
 def run_workflow(state_id: str) -> str:
@@ -76,34 +128,31 @@ def run_workflow(state_id: str) -> str:
     res = resources()
     settings = res.settings
     me = worker_name()
-    now = utcnow()
-    lease = dt.timedelta(seconds=settings.generation_lease_s)
-    claimed = WorkflowState.objects(
-        Q(id=state_id) & (Q(state="queued") | Q(state="running", lease_until__lt=now))
-    ).update_one(set__state="running", set__is_started=True, inc__attempts=1, set__lease_until=now + lease,
-                 set__worker_name=me, push__log=_log_line("picked up by a worker"))
-    if not claimed:
+    ensure_cancel_listener(res.redis)
+    state = runs.claim(state_id, me, settings.generation_lease_s)
+    if state is None:
         return "skipped: not queued, or another worker holds it"
-    WorkflowState.objects(id=state_id, start_time=None).update_one(set__start_time=now)
-    state = WorkflowState.objects(id=state_id).first()
+    state.deferred_log = []  # log lines written with the run's next write
+    state.executing_since = None  # when ComfyUI began executing it (this attempt)
     if state.cancel_requested:
-        _finish_failed(state, me, CANCELLED_MESSAGE, cancelled=True)
+        runs.fail(state, me, CANCELLED_MESSAGE, cancelled=True, connection=res.redis)
         return "cancelled"
     if state.attempts > settings.generation_max_runs:
-        _finish_failed(state, me, f"Generation stopped after {settings.generation_max_runs} interrupted attempts.")
+        runs.fail(state, me, f"Generation stopped after {settings.generation_max_runs} interrupted attempts.",
+                  connection=res.redis)
         return "gave up"
-    items_service.mark_running(state.item_ids, 0.0)
-    events.publish_items(res.redis, state.item_ids, "started")
     try:
-        outputs = asyncio.run(_run(res, state, me))
+        outputs = _thread_loop().run_until_complete(_run(res, state, me))
+        if state.executing_since is not None:
+            eta.record(res, state, time.monotonic() - state.executing_since)
         _store_outputs(res, state, me, outputs)
         return "completed"
     except ComfyError as exc:
-        _finish_failed(state, me, exc.message, cancelled=isinstance(exc, Cancelled))
+        runs.fail(state, me, exc.message, cancelled=isinstance(exc, Cancelled), connection=res.redis)
         return "failed"
     except Exception as exc:
         # RQ's own hard timeout (or anything unexpected): stop the GPU work, fail cleanly.
-        current = WorkflowState.objects(id=state_id).only("comfy_server", "prompt_id").first()
+        current = runs.current(state_id)
         if current and current.comfy_server and current.prompt_id:
             interrupt_now(current.comfy_server, current.prompt_id)
         from rq.timeouts import JobTimeoutException
@@ -111,7 +160,7 @@ def run_workflow(state_id: str) -> str:
         message = (f"Generation timed out after {settings.generation_job_timeout_s} s and was stopped."
                    if isinstance(exc, JobTimeoutException) else INTERNAL_MESSAGE)
         log.exception("generation job failed", extra={"workflowStateId": state_id})
-        _finish_failed(state, me, message)
+        runs.fail(state, me, message, connection=res.redis)
         raise
 
 
@@ -119,31 +168,42 @@ async def _run(res, state: WorkflowState, me: str) -> RunOutputs:
     settings = res.settings
     pool = ComfyPool(settings.comfyui_urls, res.redis, health_ttl_s=settings.comfyui_health_ttl_s,
                      http_timeout_s=settings.comfyui_http_timeout_s)
-    cancel = {"requested": False}
-    last = {"progress": -1.0, "at": 0.0}
     loop = asyncio.get_running_loop()
+    cancel = asyncio.Event()
+    with _lock:
+        _cancels[state.id] = (loop, cancel)
+    last = {"progress": -1.0, "at": 0.0}
 
-    async def on_progress(fraction: float, note: str | None) -> None:
+    async def on_progress(fraction: float, note: str | None, started: bool = False) -> None:
         now = loop.time()
+        if note:
+            state.deferred_log.append(runs.log_line(note))
+        if started:
+            last["at"] = now  # a short run then costs no progress write at all
+            state.executing_since = time.monotonic()
+            await asyncio.to_thread(runs.started, state, res.redis)
+            return
         # Progress messages come per sampler step; write at most ~4 a second.
         if note is None and (now - last["at"] < 0.25 or abs(fraction - last["progress"]) < 0.01):
             return
         last.update(progress=fraction, at=now)
-        await asyncio.to_thread(_record_progress, state, me, fraction, note)
+        lines, state.deferred_log = state.deferred_log, []
+        await asyncio.to_thread(runs.progress, state, me, fraction, lines, res.redis)
 
     async def on_submitted(server: str, prompt_id: str) -> None:
-        await asyncio.to_thread(WorkflowState.objects(id=state.id, worker_name=me).update_one,
-                                set__comfy_server=server, set__prompt_id=prompt_id,
-                                push__log=_log_line(f"submitted to {server} as prompt {prompt_id}"))
+        await asyncio.to_thread(runs.submitted, state.id, me, server, prompt_id)
+
+    async def on_waiting(waiting: bool) -> None:
+        await asyncio.to_thread(runs.waiting, state.id, me, runs.WAITING_FOR_SERVER if waiting else None,
+                                f"no healthy generation server; waiting up to {settings.generation_server_wait_s:g} s"
+                                if waiting else "a generation server is available again")
 
     async def keep_lease() -> None:
-        lease = dt.timedelta(seconds=settings.generation_lease_s)
         every = max(0.2, min(settings.generation_lease_s / 3, 2.0))
         while True:
             await asyncio.sleep(every)
-            current = await asyncio.to_thread(_renew, state.id, me, lease)
-            if current is None or current.cancel_requested:
-                cancel["requested"] = True
+            if not await asyncio.to_thread(runs.renew, state.id, me, settings.generation_lease_s):
+                cancel.set()  # cancelled, or no longer ours: stop either way
 
     uploads = []
     for upload in state.uploads:
@@ -152,28 +212,55 @@ async def _run(res, state: WorkflowState, me: str) -> RunOutputs:
         uploads.append((upload["marker"], f"{state.id}-{upload['file_id']}.{ext}", content.data))
     run = ComfyRun(pool=pool, graph=json.loads(state.graph_json), client_id=state.id,
                    timeout_s=settings.comfyui_prompt_timeout_s, max_attempts=settings.comfyui_max_attempts,
-                   on_progress=on_progress, on_submitted=on_submitted, cancel_requested=lambda: cancel["requested"],
-                   uploads=uploads,
-                   resume=(state.comfy_server, state.prompt_id) if state.comfy_server and state.prompt_id else None)
+                   on_progress=on_progress, on_submitted=on_submitted, cancel=cancel, uploads=uploads,
+                   resume=(state.comfy_server, state.prompt_id) if state.comfy_server and state.prompt_id else None,
+                   wait_s=settings.generation_server_wait_s, on_waiting=on_waiting)
     renewer = asyncio.ensure_future(keep_lease())
     try:
         return await run.run()
     finally:
         renewer.cancel()
+        with _lock:
+            _cancels.pop(state.id, None)
 
 
-def _renew(state_id: str, me: str, lease: dt.timedelta):
-    WorkflowState.objects(id=state_id, worker_name=me, state="running").update_one(set__lease_until=utcnow() + lease)
-    return WorkflowState.objects(id=state_id).only("cancel_requested", "worker_name").first()
+# --- a worker's slots ---------------------------------------------------------------------
 
 
-def _record_progress(state: WorkflowState, me: str, fraction: float, note: str | None) -> None:
-    updates: dict[str, Any] = {"set__progress": fraction}
-    if note:
-        updates["push__log"] = _log_line(note)
-    items_service.mark_running(state.item_ids, fraction)
-    WorkflowState.objects(id=state.id, worker_name=me).update_one(**updates)
-    events.publish_items(resources().redis, state.item_ids, "progress")
+def work_slots(res, queue_names: list[str], stop: threading.Event, *, slots: int | None = None,
+               burst: bool = False) -> list[threading.Thread]:
+    """Run jobs of ``queue_names`` (in that order) on ``slots`` threads, so that while one
+    run executes on ComfyUI the next is already submitted to ComfyUI's own queue: the GPU
+    never waits for our bookkeeping. ``slots`` = 1 + ``generation_prefetch``, which bounds
+    the look-ahead (a priority job waits behind at most that many prefetched runs).
+    ``burst``: a slot ends when the queues are empty. Returns the started threads."""
+    set_resources(res)
+    ensure_cancel_listener(res.redis)
+    count = max(1, slots if slots is not None else 1 + res.settings.generation_prefetch)
+
+    def _slot():
+        while not stop.is_set():
+            try:
+                state_id = queueing.take_next(res.redis, queue_names, timeout_s=0.2 if burst else 1.0)
+            except Exception:  # noqa: BLE001 - Redis hiccup: look again shortly
+                log.exception("taking the next generation job failed")
+                stop.wait(1.0)
+                continue
+            if state_id is None:
+                if burst:
+                    return
+                continue
+            try:
+                run_workflow(state_id)
+            except Exception:  # noqa: BLE001 - already failed cleanly and logged by run_workflow
+                pass
+            finally:
+                queueing.forget(res.redis, state_id)
+
+    threads = [threading.Thread(target=_slot, name=f"aimg-slot-{n}", daemon=True) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads
 
 
 # --- outcome ------------------------------------------------------------------------------
@@ -181,9 +268,6 @@ def _record_progress(state: WorkflowState, me: str, fraction: float, note: str |
 
 def _store(res, *, file_id: str, data: bytes, content_type: str, file_name: str, state: WorkflowState):
     """Store one output under a deterministic id; a run taken over reuses what is there."""
-    existing = StoredFile.objects(id=file_id).first()
-    if existing is not None:
-        return existing
     try:
         return files_service.store_file(res.files, data=data, file_name=file_name, content_type=content_type,
                                         domain=state.domain, file_id=file_id,
@@ -246,25 +330,9 @@ def _store_outputs(res, state: WorkflowState, me: str, outputs: RunOutputs) -> N
             completed += 1
             # System report queues (e.g. the prompt filter) look at every new Item once.
             reports_service.review_item(res.report_queues, item_id)
-    produced = bool(main)
-    WorkflowState.objects(id=state.id, worker_name=me, state="running").update_one(
-        set__state="completed" if produced else "error", set__is_complete=produced, set__is_error=not produced,
-        set__error_message=None if produced else "ComfyUI produced no output.", set__progress=1.0,
-        set__end_time=utcnow(), set__output_files=output_files, set__lease_until=None,
-        push__log=_log_line(f"completed on {outputs.server}: {len(main)} output(s)"))
-    events.publish_items(res.redis, state.item_ids)
-
-
-def _finish_failed(state: WorkflowState, me: str, message: str, cancelled: bool = False) -> None:
-    for item_id in state.item_ids:
-        if cancelled:
-            items_service.cancel_item(item_id)
-        else:
-            items_service.fail_item(item_id, message)
-    WorkflowState.objects(id=state.id, worker_name=me, state="running").update_one(
-        set__state="cancelled" if cancelled else "error", set__is_error=True, set__error_message=message,
-        set__end_time=utcnow(), set__lease_until=None, push__log=_log_line(f"failed: {message}"))
-    events.publish_items(resources().redis, state.item_ids)
+    runs.complete(state, me, output_files, produced=bool(main),
+                  lines=state.deferred_log + [runs.log_line(f"completed on {outputs.server}: {len(main)} output(s)")],
+                  connection=res.redis)
 
 
 # --- runs whose worker died ---------------------------------------------------------------
@@ -272,20 +340,12 @@ def _finish_failed(state: WorkflowState, me: str, message: str, cancelled: bool 
 
 def requeue_stale_runs(res, limit: int = 100) -> list[str]:
     """Queue again (at the front) every running state whose lease lapsed: its worker died.
-    Each is claimed with a conditional update, so many reapers requeue it once."""
+    Each is taken back with a conditional update, so many reapers requeue it once."""
     requeued = []
-    now = utcnow()
-    for state in WorkflowState.objects(state="running", lease_until__lt=now).only(
-            "id", "queue_name", "lease_until").limit(limit):
-        claimed = WorkflowState.objects(id=state.id, state="running", lease_until=state.lease_until).update_one(
-            set__state="queued", set__lease_until=None, set__worker_name=None,
-            push__log=_log_line("its worker stopped answering; queued again"))
-        if claimed:
-            from rq import Queue
-
-            Queue(state.queue_name, connection=res.redis).enqueue(
-                queueing.JOB_FUNCTION, state.id, job_id=state.id, job_timeout=res.settings.generation_job_timeout_s,
-                result_ttl=3600, failure_ttl=7 * 86400, at_front=True, description=f"workflow {state.id} (requeued)")
+    for state in runs.stale(limit):
+        if runs.requeue(state):
+            queueing.enqueue_run(res.redis, state.queue_name, state.id,
+                                 job_timeout=res.settings.generation_job_timeout_s, at_front=True)
             requeued.append(state.id)
             log.warning("requeued a run whose worker died", extra={"workflowStateId": state.id})
     return requeued

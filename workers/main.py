@@ -1,9 +1,10 @@
 """``aimg worker``: an RQ worker bound to this deployment's Redis, databases and ComfyUI pool.
 
-Each worker listens to every priority (``-p1-``) queue before any normal one, runs one job
-at a time in its own process (RQ's SimpleWorker: no fork per job, so the MongoDB and Redis
-connections are reused and the gap between two jobs stays small), and requeues the runs of
-workers that died (their lease lapsed). Run one worker per ComfyUI server, or more.
+Each worker listens to every priority (``-p1-``) queue before any normal one and runs its
+jobs on a few slots in its own process (1 + ``generation_prefetch``): while one run
+executes, the next is already in ComfyUI's own queue, so one worker keeps one GPU busy. It
+also requeues the runs of workers that died (their lease lapsed). Run one worker per
+ComfyUI server, or more.
 """
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import logging
 import threading
 
 import redis
-from rq import Queue, SimpleWorker
 
 from aimg_app import queueing
 from aimg_app.config import Settings
@@ -30,12 +30,20 @@ def generation_queues(resources: Resources, models: list[str] | None = None) -> 
     return queueing.all_queue_names(model_ids, template_ids)
 
 
-def start_reaper(resources: Resources, stop: threading.Event) -> threading.Thread:
-    """A thread that requeues runs whose worker died; one reaper at a time per deployment."""
-    interval = max(0.5, resources.settings.generation_lease_s / 3)
+def start_reaper(resources: Resources, stop: threading.Event, name: str, info: dict) -> threading.Thread:
+    """A thread that beats this worker's heartbeat (what the API and the admin pages read as
+    "alive") and requeues runs whose worker died, one reaper at a time per deployment."""
+    interval = max(0.5, min(10.0, resources.settings.generation_lease_s / 3))
 
     def _loop():
-        while not stop.wait(interval):
+        while True:
+            try:
+                queueing.worker_heartbeat(resources.redis, name, info)
+            except redis.RedisError:
+                log.warning("worker heartbeat failed")
+            if stop.wait(interval):
+                queueing.worker_gone(resources.redis, name)
+                return
             try:
                 if resources.redis.set("aimg:reaper", "1", nx=True, px=int(interval * 1000)):
                     jobs.requeue_stale_runs(resources)
@@ -60,15 +68,23 @@ def run_worker(settings: Settings, queues: list[str] | None = None, burst: bool 
     resources.connect_mongo()
     jobs.set_resources(resources)
     names = queueing.listen_order(queues) if queues else generation_queues(resources, models)
-    worker = SimpleWorker([Queue(name, connection=resources.redis) for name in names], connection=resources.redis)
     stop = threading.Event()
-    start_reaper(resources, stop)
+    me = jobs.worker_name().rsplit(":", 1)[0]
+    reaper = start_reaper(resources, stop, me, {"queues": names, "comfyui": list(settings.comfyui_urls)})
     jobs.requeue_stale_runs(resources)
     log.info("worker listening", extra={"queues": names, "comfyui": list(settings.comfyui_urls)})
+    slots = jobs.work_slots(resources, names, stop, burst=burst)
     try:
-        worker.work(burst=burst, with_scheduler=False)
+        for slot in slots:
+            while slot.is_alive():
+                slot.join(0.5)
+    except KeyboardInterrupt:
+        pass
     finally:
         stop.set()
+        for slot in slots:
+            slot.join(5)
+        reaper.join(2)
         resources.close()
     return 0
 

@@ -1,6 +1,6 @@
 """What the Generation page shows, read from what the generation fleet leaves behind: queue
 lengths (Redis), the ComfyUI pool's shared health and load (Redis), a live ``/system_stats``
-probe, RQ's registry of workers, and the runs (``WorkflowState``).
+probe, the workers' heartbeats, and the runs (``WorkflowState``).
 
 Each reader answers ``None`` when its source is missing or has changed shape, and the page
 then says "unknown": a monitoring page must keep working while the fleet is not.
@@ -98,20 +98,17 @@ def comfy_servers(resources) -> list[dict[str, Any]]:
 
 
 def workers_alive(resources) -> list[dict[str, Any]]:
-    """RQ's registry of live workers (a worker that dies drops out when its heartbeat lapses)."""
-    from rq import Worker
+    """The generation workers that beat their heartbeat recently, with what each serves."""
+    import datetime as dt
 
-    out = []
-    for worker in Worker.all(connection=resources.redis):
-        current = None
-        try:
-            job = worker.get_current_job()
-            current = job.id if job is not None else None
-        except Exception:
-            pass
-        out.append({"name": worker.name, "state": str(worker.get_state()), "queues": worker.queue_names(),
-                    "lastHeartbeat": worker.last_heartbeat, "currentJob": current})
-    return sorted(out, key=lambda w: w["name"])
+    from .. import queueing
+
+    rows = []
+    for worker in queueing.live_workers(resources.redis):
+        beat = dt.datetime.fromtimestamp(worker["lastHeartbeat"], dt.UTC).replace(tzinfo=None)
+        rows.append({**worker, "lastHeartbeat": beat, "state": "alive", "currentJob": None,
+                     "queues": worker.get("queues", [])})
+    return sorted(rows, key=lambda w: w["name"])
 
 
 def failed_runs(domain: str, limit: int = FAILED_RUNS) -> list[dict[str, Any]]:

@@ -39,8 +39,10 @@ class GenerationStatusSchema(Schema):
     frames = fields.List(fields.Nested(VideoFrameSchema))
     progress = fields.Float(metadata={"description": "0 to 1, while running."})
     errorMessage = fields.String(metadata={"description": "Why it failed, when status is failed."})
-    statusMessage = fields.String(metadata={"description": "Beyond the contract: why a queued Item does not move "
-                                                           "(no worker is running)."})
+    estimatedSecondsRemaining = fields.Float(metadata={
+        "description": "Seconds until it is likely done, from measured service times (an addition)."})
+    statusMessage = fields.String(metadata={"description": "Why it is not generating yet, e.g. "
+                                                           "\"waiting for a generation server\", or no worker is running (an addition)."})
 
 
 GenerationStatusResponse = envelope("GenerationStatusResponse", fields.Nested(GenerationStatusSchema))

@@ -7,7 +7,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from .. import context, queueing
 from ..envelope import ok
 from ..errors import BadRequest
-from ..services import idempotency
+from ..services import eta, idempotency
 from ..services import workflows as workflows_service
 from .base import Blueprint, envelope, success_schema
 from .fields import IdList
@@ -126,6 +126,9 @@ WorkflowStateSchema = Schema.from_dict({
     "startTime": fields.String(required=True, allow_none=True), "endTime": fields.String(required=True, allow_none=True),
     "api2userEmail": fields.String(), "itemIds": fields.List(fields.String(), required=True),
     "progress": fields.Float(), "queuePosition": fields.Integer(),
+    "statusMessage": fields.String(metadata={"description": "Why a run is not generating yet (an addition)."}),
+    "estimatedSecondsRemaining": fields.Float(metadata={
+        "description": "Seconds until the run is likely done, from measured service times (an addition)."}),
 }, name="WorkflowStateObject")
 
 
@@ -156,9 +159,11 @@ def get_workflow_status(args):
         raise BadRequest("workflowIds may name at most 100 workflows.")
     ids = ([args["workflowId"]] if args.get("workflowId") else []) + many
     states = workflows_service.find_states(ids, user.id, is_admin=context.admin_name() is not None)
-    redis = context.resources().redis
-    objects = [workflows_service.state_object(
-        s, queueing.position(redis, s.queue_name, s.id) if s.state == "queued" else None) for s in states]
+    resources = context.resources()
+    objects = []
+    for s in states:
+        position = queueing.position(resources.redis, s.queue_name, s.id) if s.state == "queued" else None
+        objects.append(workflows_service.state_object(s, position, eta.seconds_remaining(resources, s, position)))
     return ok(objects if many else objects[0])
 
 

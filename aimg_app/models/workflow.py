@@ -14,7 +14,8 @@ class WorkflowState(me.Document):
     ``generateVideo`` requests are runs too (``generator_version`` "1").
 
     A running state holds a lease (``lease_until``) that its worker renews; a lease that
-    lapses means the worker died, and the run is queued again.
+    lapses means the worker died, and the run is queued again. Only ``services.runs``
+    writes it.
     """
 
     id = me.StringField(primary_key=True)  # the contract's _id
@@ -44,10 +45,8 @@ class WorkflowState(me.Document):
     comfy_server = me.StringField(null=True)
     prompt_id = me.StringField(null=True)  # on comfy_server, submitted with client id = this state's id
     progress = me.FloatField(default=0.0)
+    status_message = me.StringField(null=True)  # why a claimed run is not on a GPU yet
     # outcome
-    is_started = me.BooleanField(default=False)
-    is_complete = me.BooleanField(default=False)
-    is_error = me.BooleanField(default=False)
     error_message = me.StringField(null=True)
     output_files = me.ListField(me.DictField())  # WorkflowOutputFileEntry, plus the file id
     log = me.ListField(me.StringField())
@@ -55,8 +54,21 @@ class WorkflowState(me.Document):
     start_time = me.DateTimeField(null=True)
     end_time = me.DateTimeField(null=True)
 
+    @property
+    def is_started(self) -> bool:
+        return self.state != "queued" or self.start_time is not None
+
+    @property
+    def is_complete(self) -> bool:
+        return self.state == "completed"
+
+    @property
+    def is_error(self) -> bool:
+        return self.state in ("error", "cancelled")
+
     meta = {
         "collection": "workflow_states",
+        "strict": False,  # documents written before the flags were derived still load
         "indexes": [
             ("user_id", "-created_date"),
             ("state", "lease_until"),  # finding runs whose worker died

@@ -109,7 +109,7 @@ class WorkflowTemplate:
     #: Most Items a user may have queued or running on this template at once, per PRO tier
     #: (index = tier; higher tiers use the last entry).
     max_concurrent: tuple[int, ...] = (0, 4, 8)
-    #: Most Items one run may produce (the "Batch Size" parameter's ceiling).
+    #: Most Items one run may produce (the ceiling of the parameter bound to ``batchSize``).
     max_batch_size: int = 8
 
     def __init__(self, settings: Mapping[str, Any]):

@@ -8,11 +8,10 @@ and lengths are read from Redis (``LPOS``/``LLEN``), never by scanning documents
 from __future__ import annotations
 
 import contextlib
-import time
-import uuid
 from typing import Iterable, Iterator
 
 import redis
+from redis.exceptions import LockError
 from rq import Queue
 from rq.job import Job, JobStatus
 
@@ -54,14 +53,34 @@ def all_queue_names(model_ids: Iterable[str], template_names: Iterable[str]) -> 
     return listen_order(names)
 
 
-def enqueue_run(connection: redis.Redis, name: str, workflow_state_id: str, *, job_timeout: int) -> Job:
-    """Queue the run of a workflow state; the job id is the state's id (one job per run)."""
+def enqueue_run(connection: redis.Redis, name: str, workflow_state_id: str, *, job_timeout: int,
+                at_front: bool = False) -> Job:
+    """Queue the run of a workflow state; the job id is the state's id (one job per run).
+    ``at_front``: a run taken back from a dead worker goes before the waiting ones."""
     try:
         return Queue(name, connection=connection).enqueue(
             JOB_FUNCTION, workflow_state_id, job_id=workflow_state_id, job_timeout=job_timeout,
-            result_ttl=3600, failure_ttl=7 * 86400, description=f"workflow {workflow_state_id}")
+            result_ttl=3600, failure_ttl=7 * 86400, at_front=at_front,
+            description=f"workflow {workflow_state_id}" + (" (requeued)" if at_front else ""))
     except redis.RedisError:
         raise ServiceUnavailable("The generation queue is unavailable; please try again later.") from None
+
+
+def take_next(connection: redis.Redis, names: list[str], timeout_s: float) -> str | None:
+    """Pop the next job id of ``names`` (in that order, so priority queues first), waiting
+    up to ``timeout_s``; the job id is the run's WorkflowState id. None when none came."""
+    keys = [Queue(name, connection=connection).key for name in names]
+    popped = connection.blpop(keys, timeout=timeout_s)
+    if popped is None:
+        return None
+    _key, job_id = popped
+    return job_id.decode() if isinstance(job_id, bytes) else job_id
+
+
+def forget(connection: redis.Redis, job_id: str, ttl_s: int = 3600) -> None:
+    """A run taken with ``take_next`` has ended: its RQ job hash expires like a finished job's."""
+    with contextlib.suppress(redis.RedisError):
+        connection.expire(Job.key_for(job_id), ttl_s)
 
 
 def remove_queued(connection: redis.Redis, name: str, job_id: str) -> bool:
@@ -101,35 +120,66 @@ def lengths(connection: redis.Redis, names: Iterable[str]) -> dict[str, int]:
     return {name: int(count) for name, count in zip(names, counts)}
 
 
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
-
-
 @contextlib.contextmanager
 def user_lock(connection: redis.Redis, owner: str, wait_s: float = 5.0, ttl_ms: int = 10_000) -> Iterator[None]:
     """Serialise one user's generation requests, so that counting their running Items and
     queuing new ones is atomic across API processes (the concurrency limit holds)."""
-    key, token = f"aimg:genlock:{owner}", uuid.uuid4().hex
-    deadline = time.monotonic() + wait_s
+    lock = connection.lock(f"aimg:genlock:{owner}", timeout=ttl_ms / 1000, sleep=0.01, blocking_timeout=wait_s)
     try:
-        while not connection.set(key, token, nx=True, px=ttl_ms):
-            if time.monotonic() > deadline:
-                raise TooManyRequests("Another generation request of yours is being processed; try again.")
-            time.sleep(0.02)
+        acquired = lock.acquire()
     except redis.RedisError:
         raise ServiceUnavailable("The generation queue is unavailable; please try again later.") from None
+    if not acquired:
+        raise TooManyRequests("Another generation request of yours is being processed; try again.")
     try:
         yield
     finally:
-        with contextlib.suppress(redis.RedisError):
-            connection.eval(_RELEASE, 1, key, token)
+        with contextlib.suppress(redis.RedisError, LockError):
+            lock.release()
+
+
+# --- workers seen alive ------------------------------------------------------------------------
+
+WORKERS_KEY = "aimg:workers"  # sorted set: worker name -> last heartbeat (epoch s)
+WORKERS_INFO_KEY = "aimg:workers:info"  # hash: worker name -> JSON of what it serves
+WORKER_ALIVE_S = 30.0  # a worker that has not beaten for this long counts as gone
+
+
+def worker_heartbeat(connection: redis.Redis, name: str, info: dict) -> None:
+    import json
+    import time
+
+    pipe = connection.pipeline(transaction=False)
+    pipe.zadd(WORKERS_KEY, {name: time.time()})
+    pipe.hset(WORKERS_INFO_KEY, name, json.dumps(info, separators=(",", ":")))
+    pipe.execute()
+
+
+def worker_gone(connection: redis.Redis, name: str) -> None:
+    with contextlib.suppress(redis.RedisError):
+        connection.zrem(WORKERS_KEY, name)
+        connection.hdel(WORKERS_INFO_KEY, name)
+
+
+def live_workers(connection: redis.Redis, within_s: float = WORKER_ALIVE_S) -> list[dict]:
+    """The workers that beat within ``within_s``: name, last heartbeat and what each serves."""
+    import json
+    import time
+
+    now = time.time()
+    beats = connection.zrangebyscore(WORKERS_KEY, now - within_s, "+inf", withscores=True)
+    connection.zremrangebyscore(WORKERS_KEY, "-inf", now - 24 * 3600)  # long gone: forget them
+    names = [n.decode() if isinstance(n, bytes) else n for n, _ in beats]
+    infos = connection.hmget(WORKERS_INFO_KEY, names) if names else []
+    out = []
+    for (name, beat), info in zip(zip(names, (b for _, b in beats)), infos):
+        out.append({"name": name, "lastHeartbeat": beat, **(json.loads(info) if info else {})})
+    return out
 
 
 def workers_alive(connection: redis.Redis) -> bool:
-    """Whether any RQ worker is registered: a worker heartbeats its key, which lapses when it
-    dies, and a stopped worker removes it."""
-    from rq import Worker
-
+    """Whether any generation worker has beaten recently (``worker_heartbeat``)."""
     try:
-        return Worker.count(connection=connection) > 0
+        return bool(live_workers(connection))
     except redis.RedisError:
         return True  # unknown: say nothing rather than something false

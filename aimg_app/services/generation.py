@@ -17,7 +17,7 @@ from ..models.item import Item
 from ..models.workflow import WorkflowState
 from ..models.base import iso, utcnow
 from ..plugin_api import GenerationModel
-from . import abuse, events, files as files_service, items as items_service, tiers
+from . import abuse, eta, files as files_service, items as items_service, runs, tiers
 from .workflows import (
     RunPlan,
     _item_params,
@@ -214,7 +214,7 @@ def generate(resources, *, user, session_id: str, domain: str, body: dict, mtype
         priority=priority_for(user), concurrency_limit=concurrency_cap(user, tier_limit),
         concurrency_filter={"model_id": model.identifier}, concurrency_label=f"model '{model.identifier}'", count=1,
         model_id=model.identifier, folder_id=body.get("folderID"), ignored_words=ignored,
-        item_params=_item_params(resolved.typed, body["prompt"], model_name=model.label, model_id=model.identifier,
+        item_params=_item_params(template, resolved.typed, body["prompt"], model_name=model.label, model_id=model.identifier,
                                  sampler=request["sampler"], restore_faces=request["restoreFaces"],
                                  subseed=request.get("subseed"), subseed_strength=request.get("subseed_strength"),
                                  negprompt=body.get("negprompt") or None),
@@ -227,7 +227,8 @@ def generate(resources, *, user, session_id: str, domain: str, body: dict, mtype
 # --- status -------------------------------------------------------------------------------
 
 
-def status_object(item: Item, state: WorkflowState | None, position: int | None = None) -> dict:
+def status_object(item: Item, state: WorkflowState | None, position: int | None = None,
+                  eta: float | None = None) -> dict:
     """The contract's GenerationStatus (plus ``progress`` and, when failed or cancelled, ``errorMessage``)."""
     body: dict[str, Any] = {
         "imageID": item.id, "status": item.status, "ignoredWords": ", ".join(item.ignored_words or []),
@@ -242,6 +243,10 @@ def status_object(item: Item, state: WorkflowState | None, position: int | None 
         body["queuePosition"] = position
     if item.status in ("failed", "cancelled") and item.error_message:
         body["errorMessage"] = item.error_message
+    if state is not None and state.status_message and item.status in ("queued", "running"):
+        body["statusMessage"] = state.status_message
+    if eta is not None and item.status in ("queued", "running"):
+        body["estimatedSecondsRemaining"] = eta
     if item.mtype == "video" and item.frames:
         body["frames"] = [{"frameCount": f.frame_count, "frameNumber": f.frame_number, "frameUrl": f.url}
                           for f in item.frames]
@@ -262,7 +267,7 @@ def item_status(resources, image_id: str, *, user, session_id: str | None, is_ad
     position = None
     if item.status == "queued" and item.queue_name and item.job_id:
         position = queueing.position(resources.redis, item.queue_name, item.job_id)
-    return status_object(item, state, position)
+    return status_object(item, state, position, eta.seconds_remaining(resources, state, position) if state else None)
 
 
 # --- cancelling ---------------------------------------------------------------------------
@@ -286,16 +291,10 @@ def cancel(resources, *, image_id: str | None, workflow_id: str | None, user, se
     if state is None or not (is_admin or _owns(state.user_id, user, session_id)):
         raise NotFound(f"Workflow '{workflow_id}' does not exist.")
     if state.state == "queued" and queueing.remove_queued(resources.redis, state.queue_name, state.id):
-        WorkflowState.objects(id=state.id, state="queued").update_one(
-            set__state="cancelled", set__is_error=True, set__error_message=CANCELLED_MESSAGE, set__end_time=utcnow(),
-            push__log=f"{iso(utcnow())} cancelled while queued")
-        for item_id in state.item_ids:
-            items_service.cancel_item(item_id)
-        events.publish_items(resources.redis, state.item_ids)
+        runs.cancel_queued(state, resources.redis)
     elif state.state in ("queued", "running"):
-        # The worker sees the flag between progress messages and interrupts ComfyUI.
-        WorkflowState.objects(id=state.id, state__in=("queued", "running")).update_one(
-            set__cancel_requested=True, push__log=f"{iso(utcnow())} cancel requested")
+        # Pushed to the worker that holds the run: it interrupts ComfyUI at once.
+        runs.request_cancel(resources.redis, state)
     answers = []
     for item in Item.objects(id__in=state.item_ids).only("id", "status"):
         answers.append({"imageID": item.id, "status": "cancelled" if item.status in ("queued", "running") else item.status,

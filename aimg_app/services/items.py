@@ -40,6 +40,12 @@ def create_queued_items(*, user_id: str, domain: str, count: int, mtype: str, pa
     return items
 
 
+def mark_started(item_ids: Iterable[str]) -> None:
+    """ComfyUI began generating the queued Items (one command)."""
+    Item.objects(id__in=list(item_ids), status="queued").update(set__status="running", set__started_date=utcnow(),
+                                                               set__progress=0.0)
+
+
 def mark_running(item_ids: Iterable[str], progress: float | None = None) -> None:
     updates: dict[str, Any] = {"set__status": "running"}
     if progress is not None:
@@ -71,8 +77,11 @@ def complete_item(item_id: str, *, url: str, file_id: str | None, width: int | N
         return False
     if before.is_deleted:  # deleted while generating: completed, but not part of the library
         return True
-    User.objects(id=before.user_id).update_one(inc__item_count=1)
     folder_id = before.folder_id
+    if not folder_id:  # the common case, in one command: the library count and the root's
+        User.objects(id=before.user_id).update_one(inc__item_count=1, inc__root_folder_item_count=1)
+        return True
+    User.objects(id=before.user_id).update_one(inc__item_count=1)
     if folder_id and not Folder.objects(id=folder_id, user_id=before.user_id, is_deleted=False).count():
         folder_id = None
         Item.objects(id=item_id).update_one(set__folder_id=None, set__folder_added_date=None)

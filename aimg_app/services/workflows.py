@@ -21,17 +21,36 @@ from ..models.workflow import WorkflowState
 from ..models.base import iso, utcnow
 from ..plugin_api import PromptUser, TemplateParameter, WorkflowTemplate
 from .. import queueing
-from . import abuse, items as items_service, tiers
+from . import abuse, items as items_service, runs, tiers
 
 STRING_MAX = 10_000
 OPEN_ITEM_STATES = ("queued", "running")
 
-# enqueueWorkflow's explicit body fields -> the template parameter each one stands for
-EXPLICIT_FIELDS = {
-    "prompt": "Positive Prompt", "negprompt": "Negative Prompt", "seed": "Seed", "subseed": "Subseed",
-    "subseed_strength": "Subseed Strength", "steps": "Steps", "cfgscale": "CFG Scale", "modelName": "Model",
-    "height": "Height", "width": "Width", "batchSize": "Batch Size",
-}
+# enqueueWorkflow's explicit body fields; each binds to the parameter whose ``option_name``
+# is the field's name (or, failing that, whose name is). ``lora``/``lora_strength`` are lists:
+# their n-th value binds to the n-th parameter with that option name.
+EXPLICIT_FIELDS = ("prompt", "negprompt", "seed", "subseed", "subseed_strength", "steps", "cfgscale", "modelName",
+                   "height", "width", "batchSize")
+LIST_FIELDS = ("lora", "lora_strength")
+BATCH_SIZE = "Batch Size"
+
+
+def bound_parameters(template: WorkflowTemplate, option: str) -> list[TemplateParameter]:
+    """The parameters a body field ``option`` binds to, in declaration order."""
+    params = template.parameters()
+    found = [p for p in params if p.option_name == option]
+    return found or [p for p in params if p.name == option]
+
+
+def value_of(template: WorkflowTemplate, typed: dict, option: str) -> Any:
+    targets = bound_parameters(template, option)
+    return typed.get(targets[0].name) if targets else None
+
+
+def batch_parameter(template: WorkflowTemplate) -> TemplateParameter | None:
+    """The parameter that sets how many Items (and outputs) a run makes."""
+    found = bound_parameters(template, "batchSize")
+    return found[0] if found else next((p for p in template.parameters() if p.name == BATCH_SIZE), None)
 
 
 # --- catalogue ----------------------------------------------------------------------------
@@ -305,43 +324,43 @@ def start_run(resources, plan: RunPlan) -> tuple[WorkflowState, list[Item]]:
     redis = resources.redis
     settings = resources.settings
     name = queueing.queue_name(plan.queue_kind, plan.queue_base, plan.priority)
+    public_id = str(uuid.uuid4())
+    run_parameters = plan.resolved.run_parameters()
     with queueing.user_lock(redis, plan.owner_id):
         running = Item.objects(user_id=plan.owner_id, status__in=OPEN_ITEM_STATES, **plan.concurrency_filter).count()
         if running + plan.count > plan.concurrency_limit:
             if plan.concurrency_limit <= 0:
                 raise TooManyRequests(f"Your plan cannot generate with {plan.concurrency_label}.")
+            if plan.count > plan.concurrency_limit:  # no amount of waiting would let this batch in
+                raise BadRequest(
+                    f"A batch of {plan.count} is more than your plan runs at a time with {plan.concurrency_label} "
+                    f"({plan.concurrency_limit}); use a batch size of at most {plan.concurrency_limit}.")
+            batch = f" and this batch needs {plan.count}" if plan.count > 1 else ""
             raise TooManyRequests(
-                f"You already have {running} generation(s) queued or running with {plan.concurrency_label}; "
+                f"You already have {running} generation(s) queued or running with {plan.concurrency_label}{batch}; "
                 f"your limit is {plan.concurrency_limit} at a time. Wait for one to finish.")
         state_id = uuid.uuid4().hex
-        state = WorkflowState(
-            id=state_id, public_id=str(uuid.uuid4()), domain=plan.domain, user_id=plan.owner_id,
-            user_email=plan.user_email, generator_version=plan.generator_version,
-            template_name=plan.template.identifier, model_id=plan.model_id, mtype=plan.template.mtype,
-            run_parameters=plan.resolved.run_parameters(), graph_json=json.dumps(plan.graph),
-            uploads=plan.resolved.uploads, main_output_node=plan.template.main_output_node,
-            frames_output_node=plan.template.frames_output_node, folder_id=plan.folder_id,
-            ignored_words=plan.ignored_words, queue_name=name,
-            log=[f"{iso(utcnow())} queued on {name}"],
-        )
-        state.save(force_insert=True)
         items = items_service.create_queued_items(
             user_id=plan.owner_id, domain=plan.domain, count=plan.count, mtype=plan.template.mtype,
-            workflow_id=state.public_id,
+            workflow_id=public_id,
             params={**plan.item_params, "queue_name": name, "job_id": state_id,
                     "generator_version": plan.generator_version, "media_type": plan.template.media_type,
                     "workflow_template_name": plan.template.identifier,
-                    "workflow_run_parameters": state.run_parameters, "ignored_words": plan.ignored_words,
+                    "workflow_run_parameters": run_parameters, "ignored_words": plan.ignored_words,
                     "folder_id": plan.folder_id})
-        WorkflowState.objects(id=state_id).update_one(set__item_ids=[i.id for i in items])
-        state.item_ids = [i.id for i in items]
+        state = runs.create(
+            id=state_id, public_id=public_id, domain=plan.domain, user_id=plan.owner_id,
+            user_email=plan.user_email, generator_version=plan.generator_version,
+            template_name=plan.template.identifier, model_id=plan.model_id, mtype=plan.template.mtype,
+            run_parameters=run_parameters, graph_json=json.dumps(plan.graph),
+            uploads=plan.resolved.uploads, main_output_node=plan.template.main_output_node,
+            frames_output_node=plan.template.frames_output_node, folder_id=plan.folder_id,
+            ignored_words=plan.ignored_words, queue_name=name, item_ids=[i.id for i in items],
+        )
     try:
         queueing.enqueue_run(redis, name, state_id, job_timeout=settings.generation_job_timeout_s)
     except ServiceUnavailable:
-        for item in items:
-            items_service.fail_item(item.id, "The generation queue was unavailable; nothing was generated.")
-        WorkflowState.objects(id=state_id).update_one(set__state="error", set__is_error=True, set__end_time=utcnow(),
-                                                      set__error_message="The generation queue was unavailable.")
+        runs.not_enqueued(state, "The generation queue was unavailable; nothing was generated.")
         raise
     from . import events
 
@@ -368,7 +387,7 @@ _STATE_NAMES = {"queued": "queued", "running": "running", "completed": "complete
                 "cancelled": "error"}
 
 
-def state_object(state: WorkflowState, position: int | None = None) -> dict:
+def state_object(state: WorkflowState, position: int | None = None, eta: float | None = None) -> dict:
     """The contract's WorkflowStateObject (plus ``progress`` and, while queued, ``queuePosition``)."""
     body: dict[str, Any] = {
         "_id": state.id,
@@ -389,10 +408,14 @@ def state_object(state: WorkflowState, position: int | None = None) -> dict:
     }
     if state.error_message:
         body["errorMessage"] = state.error_message
+    if state.status_message and state.state in ("queued", "running"):
+        body["statusMessage"] = state.status_message
     if state.user_email:
         body["api2userEmail"] = state.user_email
     if position is not None:
         body["queuePosition"] = position
+    if eta is not None:
+        body["estimatedSecondsRemaining"] = eta
     return body
 
 
@@ -415,28 +438,40 @@ def enqueue_workflow(resources, user, domain: str, body: dict) -> dict:
         if entry["name"] in given:
             raise BadRequest(f"Parameter '{entry['name']}' is given twice.")
         given[entry["name"]] = entry["value"]
-    explicit: dict[str, Any] = {EXPLICIT_FIELDS[k]: v for k, v in body.items() if k in EXPLICIT_FIELDS and v is not None}
+    explicit: dict[str, Any] = {}
+    for option in EXPLICIT_FIELDS:
+        if body.get(option) is None:
+            continue
+        targets = bound_parameters(template, option)
+        if not targets:
+            raise BadRequest(f"Workflow template '{template.identifier}' has no parameter for '{option}'.")
+        explicit[targets[0].name] = body[option]
     loras, strengths = body.get("lora") or [], body.get("lora_strength") or []
     if strengths and len(strengths) != len(loras):
         raise BadRequest("lora and lora_strength must have the same length.")
-    for index, name in enumerate(loras):
-        explicit[f"Lora {index + 1}"] = name
-        if strengths:
-            explicit[f"Lora {index + 1} Strength"] = strengths[index]
+    for option, values in (("lora", loras), ("lora_strength", strengths)):
+        targets = bound_parameters(template, option)
+        if len(values) > len(targets):
+            raise BadRequest(f"Workflow template '{template.identifier}' takes at most {len(targets)} '{option}'.")
+        for target, value in zip(targets, values):
+            explicit[target.name] = value
     for name, value in explicit.items():
         if name in given and stringify(given[name]) != stringify(value):
             raise BadRequest(f"Parameter '{name}' is given twice with different values.")
         given[name] = value
-    raw_prompt = str(given.get("Positive Prompt") or "")
+    prompt_params = bound_parameters(template, "prompt")
+    prompt_name = prompt_params[0].name if prompt_params else None
+    raw_prompt = str(given.get(prompt_name) or "") if prompt_name else ""
     ignored: list[str] = []
     if raw_prompt:
-        given["Positive Prompt"], ignored = filter_prompt(resources, raw_prompt, user, domain)
+        given[prompt_name], ignored = filter_prompt(resources, raw_prompt, user, domain)
     resolved = resolve_parameters(template, given, user.id)
     graph = render_graph(template, resolved)
     typed = resolved.typed
-    count = int(typed.get("Batch Size", 1)) if template.mtype == "image" else 1
+    batch = batch_parameter(template)
+    count = int(typed.get(batch.name, 1)) if batch is not None and template.mtype == "image" else 1
     if count > template.max_batch_size:
-        raise BadRequest(f"Parameter 'Batch Size' must be at most {template.max_batch_size}.")
+        raise BadRequest(f"Parameter '{batch.name}' must be at most {template.max_batch_size}.")
     tier = tiers.tier_of(user)
     limit = template.max_concurrent[min(tier, len(template.max_concurrent) - 1)]
     plan = RunPlan(
@@ -446,25 +481,34 @@ def enqueue_workflow(resources, user, domain: str, body: dict) -> dict:
         concurrency_filter={"workflow_template_name": template.identifier, "generator_version": "2"},
         concurrency_label=f"workflow template '{template.identifier}'", count=count,
         folder_id=body.get("folderID"), ignored_words=ignored,
-        item_params=_item_params(typed, raw_prompt, model_name=typed.get("Model")),
+        item_params=_item_params(template, typed, raw_prompt, model_name=value_of(template, typed, "modelName")),
     )
     state, items = start_run(resources, plan)
     return {"workflowId": state.public_id, "itemIds": [i.id for i in items]}
 
 
-def _item_params(typed: dict, raw_prompt: str, model_name: Any = None, **extra: Any) -> dict:
-    """The Item fields that describe how it is made, from the resolved parameters."""
+def _item_params(template: WorkflowTemplate, typed: dict, raw_prompt: str, model_name: Any = None,
+                 **extra: Any) -> dict:
+    """The Item fields that describe how it is made, from the resolved parameters (found
+    through the parameters' option names, as the body fields bind)."""
+    def value(option: str, fallback: str | None = None) -> Any:
+        targets = bound_parameters(template, option)
+        return typed.get(targets[0].name) if targets else typed.get(fallback) if fallback else None
+
+    def number(option: str, kind):
+        found = value(option)
+        return kind(found) if isinstance(found, (int, float)) and not isinstance(found, bool) else None
+
     params: dict[str, Any] = {
-        "prompt": raw_prompt, "filtered_prompt": typed.get("Positive Prompt"),
-        "negprompt": typed.get("Negative Prompt") or None, "filtered_negprompt": typed.get("Negative Prompt") or None,
-        "seed": int(typed["Seed"]) if isinstance(typed.get("Seed"), (int, float)) else None,
-        "steps": int(typed["Steps"]) if isinstance(typed.get("Steps"), (int, float)) else None,
-        "cfgscale": float(typed["CFG Scale"]) if isinstance(typed.get("CFG Scale"), (int, float)) else None,
-        "sampler": typed.get("Sampler"),
+        "prompt": raw_prompt, "filtered_prompt": value("prompt"),
+        "negprompt": value("negprompt") or None, "filtered_negprompt": value("negprompt") or None,
+        "seed": number("seed", int), "steps": number("steps", int), "cfgscale": number("cfgscale", float),
+        "sampler": value("sampler", "Sampler"),
         "model_name": str(model_name) if model_name is not None else None,
     }
-    loras = [(typed[k], typed.get(f"{k} Strength", 1.0)) for k in sorted(typed) if k.startswith("Lora ")
-             and not k.endswith("Strength")]
+    lora_params, strength_params = bound_parameters(template, "lora"), bound_parameters(template, "lora_strength")
+    loras = [(typed.get(p.name), typed.get(strength_params[i].name, 1.0) if i < len(strength_params) else 1.0)
+             for i, p in enumerate(lora_params) if typed.get(p.name)]
     if loras:
         params["lora"] = [str(name) for name, _ in loras]
         params["lora_strength"] = [float(s) for _, s in loras]

@@ -147,11 +147,11 @@ class TestBlankTemplate(WorkflowTemplate):
 
     def parameters(self):
         return [TemplateParameter("Width", "number", "{{W}}", "width", default_value="64", min="8", max="512",
-                                  increment="8"),
+                                  increment="8", option_name="width"),
                 TemplateParameter("Height", "number", "{{H}}", "height", default_value="64", min="8", max="512",
-                                  increment="8"),
+                                  increment="8", option_name="height"),
                 TemplateParameter("Batch Size", "number", "{{N}}", "images", default_value="1", min="1", max="4",
-                                  increment="1"),
+                                  increment="1", option_name="batchSize"),
                 TemplateParameter("Color", "number", "{{COLOR}}", "0xRRGGBB", default_value="0", min="-100",
                                   max="16777215", increment="1"),
                 TemplateParameter("Label", "string", "{{LABEL}}", "file prefix", default_value="blank", max="40")]

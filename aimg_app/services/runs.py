@@ -1,0 +1,212 @@
+"""The life of a run (a WorkflowState): the only module that writes one.
+
+queued -> running -> completed | error | cancelled. A worker *claims* a run with one
+conditional update (queued, or running with a lapsed lease -> running, leased to it), so two
+workers never run it at once; every later write of that worker is conditioned on still
+holding it (``worker_name``), so a worker that lost its lease writes nothing. Ending a run
+ends its Items first (through ``services.items``, idempotent), then the state.
+
+Run events (``publish_run_event``) go out on one Redis pub/sub channel as JSON
+``{"workflowStateId", "workflowId", "kind", ...}``, ``kind`` one of ``cancel_requested``,
+``started``, ``completed``, ``failed``, ``cancelled``; workers listen for
+``cancel_requested`` so a cancel reaches ComfyUI at once instead of at their next look.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from typing import Any
+
+import redis
+from mongoengine.queryset.visitor import Q
+
+from ..models.base import iso, utcnow
+from ..models.workflow import WorkflowState
+from . import events
+from . import items as items_service
+
+log = logging.getLogger("aimg.runs")
+
+EVENTS_CHANNEL = "aimg:run-events"
+CANCELLED_MESSAGE = items_service.CANCELLED_MESSAGE
+WAITING_FOR_SERVER = "waiting for a generation server"
+
+
+def _line(text: str) -> str:
+    return f"{iso(utcnow())} {text}"
+
+
+def publish_run_event(connection: redis.Redis, state: WorkflowState, kind: str, **data: Any) -> None:
+    """Tell every listener (workers, event streams) that ``kind`` happened to a run.
+    Best effort: a lost event is caught by the workers' lease renewal."""
+    message = {"workflowStateId": state.id, "workflowId": state.public_id, "kind": kind, **data}
+    try:
+        connection.publish(EVENTS_CHANNEL, json.dumps(message, separators=(",", ":")))
+    except redis.RedisError:
+        log.warning("could not publish a run event", extra={"workflowStateId": state.id, "kind": kind})
+    if kind in _OWNER_KINDS:
+        # The owner's own stream (GET /events): what getItemStatus now says of each Item.
+        events.publish_items(connection, state.item_ids, _OWNER_KINDS[kind])
+
+
+# run event -> the owner's event kind (None: from each Item's status)
+_OWNER_KINDS = {"started": "started", "completed": None, "failed": None, "cancelled": None}
+
+
+# --- created by the API ---------------------------------------------------------------------
+
+
+def create(**fields: Any) -> WorkflowState:
+    """A new queued run (``fields`` are WorkflowState fields)."""
+    state = WorkflowState(state="queued", log=[_line(f"queued on {fields['queue_name']}")], **fields)
+    state.save(force_insert=True)
+    return state
+
+
+def not_enqueued(state: WorkflowState, message: str) -> None:
+    """The queue refused the run: nothing will ever run it."""
+    for item_id in state.item_ids:
+        items_service.fail_item(item_id, message)
+    WorkflowState.objects(id=state.id, state="queued").update_one(
+        set__state="error", set__error_message=message, set__end_time=utcnow(), push__log=_line(f"failed: {message}"))
+
+
+def cancel_queued(state: WorkflowState, connection: redis.Redis | None = None) -> bool:
+    """End a run that no worker took yet (its job already left the queue)."""
+    if not WorkflowState.objects(id=state.id, state="queued").update_one(
+            set__state="cancelled", set__error_message=CANCELLED_MESSAGE, set__end_time=utcnow(),
+            set__status_message=None, push__log=_line("cancelled while queued")):
+        return False
+    for item_id in state.item_ids:
+        items_service.cancel_item(item_id)
+    if connection is not None:
+        publish_run_event(connection, state, "cancelled")
+    return True
+
+
+def request_cancel(connection: redis.Redis, state: WorkflowState) -> bool:
+    """Ask the worker holding a run to stop it; it interrupts ComfyUI and cancels the run."""
+    if not WorkflowState.objects(id=state.id, state__in=("queued", "running")).update_one(
+            set__cancel_requested=True, push__log=_line("cancel requested")):
+        return False
+    publish_run_event(connection, state, "cancel_requested")
+    return True
+
+
+# --- driven by a worker ---------------------------------------------------------------------
+
+
+def claim(state_id: str, worker: str, lease_s: float) -> WorkflowState | None:
+    """Take the run for ``worker`` (a fresh one, or one whose worker's lease lapsed); the
+    state as claimed, or None when it is not to be run by this worker."""
+    now = utcnow()
+    updates = dict(set__state="running", inc__attempts=1, set__lease_until=now + dt.timedelta(seconds=lease_s),
+                   set__worker_name=worker, push__log=_line("picked up by a worker"))
+    state = WorkflowState.objects(id=state_id, state="queued", start_time=None).modify(
+        new=True, set__start_time=now, **updates)
+    if state is None:
+        state = WorkflowState.objects(
+            Q(id=state_id) & (Q(state="queued") | Q(state="running", lease_until__lt=now))).modify(new=True, **updates)
+    return state
+
+
+def renew(state_id: str, worker: str, lease_s: float) -> bool:
+    """Extend the worker's lease; False when the run is no longer its to run or a cancel
+    was asked (one command while all is well)."""
+    if WorkflowState.objects(id=state_id, worker_name=worker, state="running", cancel_requested=False).update_one(
+            set__lease_until=utcnow() + dt.timedelta(seconds=lease_s)):
+        return True
+    return False
+
+
+def submitted(state_id: str, worker: str, server: str, prompt_id: str) -> None:
+    WorkflowState.objects(id=state_id, worker_name=worker).update_one(
+        set__comfy_server=server, set__prompt_id=prompt_id, set__status_message=None,
+        push__log=_line(f"submitted to {server} as prompt {prompt_id}"))
+
+
+def waiting(state_id: str, worker: str, message: str | None, note: str | None = None) -> None:
+    """Show (``message``) or clear (None) why a claimed run is not on a GPU yet."""
+    updates: dict[str, Any] = {"set__status_message": message}
+    if note:
+        updates["push__log"] = _line(note)
+    WorkflowState.objects(id=state_id, worker_name=worker).update_one(**updates)
+
+
+def log_line(text: str) -> str:
+    """A line of a run's log, stamped now (for ``progress``/``complete`` to write later)."""
+    return _line(text)
+
+
+def started(state: WorkflowState, connection: redis.Redis | None = None) -> None:
+    """ComfyUI began executing the run: its Items are running. The run's own log line for it
+    is written with the next write of the run (``progress`` or ``complete``), not apart."""
+    items_service.mark_started(state.item_ids)
+    if connection is not None:
+        publish_run_event(connection, state, "started")
+
+
+def progress(state: WorkflowState, worker: str, fraction: float, lines: list[str] = (),
+             connection: redis.Redis | None = None) -> None:
+    """The run's progress (and its Items'), with log lines (``log_line``) to append."""
+    updates: dict[str, Any] = {"set__progress": fraction}
+    if lines:
+        updates["push_all__log"] = list(lines)
+    items_service.mark_running(state.item_ids, fraction)
+    WorkflowState.objects(id=state.id, worker_name=worker).update_one(**updates)
+    if connection is not None:  # the owner's stream only: workers have no use for progress
+        events.publish_items(connection, state.item_ids, "progress")
+
+
+def complete(state: WorkflowState, worker: str, output_files: list[dict], produced: bool,
+             lines: list[str], connection: redis.Redis | None = None) -> None:
+    """The worker stored the outputs and completed the Items: end the run."""
+    message = None if produced else "ComfyUI produced no output."
+    ended = WorkflowState.objects(id=state.id, worker_name=worker, state="running").update_one(
+        set__state="completed" if produced else "error", set__error_message=message, set__progress=1.0,
+        set__end_time=utcnow(), set__output_files=output_files, set__lease_until=None, set__status_message=None,
+        push_all__log=list(lines))
+    if ended and connection is not None:
+        publish_run_event(connection, state, "completed" if produced else "failed")
+
+
+def fail(state: WorkflowState, worker: str, message: str, cancelled: bool = False,
+         connection: redis.Redis | None = None) -> None:
+    """End a claimed run (and its open Items) as failed, or as cancelled; nothing when the
+    run is no longer this worker's (another took it over after its lease lapsed)."""
+    if not WorkflowState.objects(id=state.id, worker_name=worker, state="running").count():
+        return
+    for item_id in state.item_ids:
+        if cancelled:
+            items_service.cancel_item(item_id)
+        else:
+            items_service.fail_item(item_id, message)
+    ended = WorkflowState.objects(id=state.id, worker_name=worker, state="running").update_one(
+        set__state="cancelled" if cancelled else "error", set__error_message=message, set__end_time=utcnow(),
+        set__lease_until=None, set__status_message=None, push__log=_line(f"failed: {message}"))
+    if ended and connection is not None:
+        publish_run_event(connection, state, "cancelled" if cancelled else "failed", errorMessage=message)
+
+
+def cancel_requested(state_id: str) -> bool:
+    return bool(WorkflowState.objects(id=state_id, cancel_requested=True).count())
+
+
+def current(state_id: str) -> WorkflowState | None:
+    return WorkflowState.objects(id=state_id).first()
+
+
+# --- runs whose worker died -----------------------------------------------------------------
+
+
+def stale(limit: int = 100) -> list[WorkflowState]:
+    return list(WorkflowState.objects(state="running", lease_until__lt=utcnow()).only(
+        "id", "public_id", "queue_name", "lease_until").limit(limit))
+
+
+def requeue(state: WorkflowState) -> bool:
+    """Put a run whose worker died back to queued (once, however many reapers try)."""
+    return bool(WorkflowState.objects(id=state.id, state="running", lease_until=state.lease_until).update_one(
+        set__state="queued", set__lease_until=None, set__worker_name=None,
+        push__log=_line("its worker stopped answering; queued again")))
