@@ -83,7 +83,9 @@ NO_WORKER_MESSAGE = ("Queued, but no generation worker is running: it starts whe
 
 
 def _hint(status: dict) -> dict:
-    if status.get("status") == "queued" and not queueing.workers_alive(context.resources().redis):
+    # A worker's own word on the run ("waiting for a generation server") says more than this.
+    if (status.get("status") == "queued" and not status.get("statusMessage")
+            and not queueing.workers_alive(context.resources().redis)):
         return {**status, "statusMessage": NO_WORKER_MESSAGE}
     return status
 
