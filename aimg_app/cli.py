@@ -11,6 +11,7 @@ import threading
 from typing import Iterator
 
 from .config import Settings, load_settings
+from .devservices.service import ServiceFailed
 
 
 def _say(message: str) -> None:
@@ -26,19 +27,17 @@ def _stop_on_sigterm() -> None:
 @contextlib.contextmanager
 def embedded_services(only: set[str] | None = None) -> Iterator[Settings]:
     """Settings whose unconfigured services run embedded: reused when another ``aimg``
-    process of this data dir already runs them, else started here (and stopped on exit)."""
-    from .devservices import EmbeddedServices, running_services_env
+    launcher owns this data dir, else started here (and stopped on exit)."""
+    from .devservices import EmbeddedServices
 
     base = load_settings()
     env = dict(os.environ)
-    for key, value in running_services_env(base.data_dir).items():
-        env.setdefault(key, value)
     launcher = EmbeddedServices(base.data_dir, env=env, only=only, say=_say)
     _say(f"AIMG data directory: {base.data_dir}")
-    exported = launcher.start()
-    env.update(exported)
-    os.environ.update({k: v for k, v in env.items() if k.startswith("AIMG_")})
     try:
+        exported = launcher.start()
+        env.update(exported)
+        os.environ.update({k: v for k, v in env.items() if k.startswith("AIMG_")})
         yield load_settings(env)
     finally:
         if launcher.running:
@@ -46,8 +45,32 @@ def embedded_services(only: set[str] | None = None) -> Iterator[Settings]:
         launcher.stop()
 
 
+REQUIRED_BY_WORKERS = ("AIMG_MONGODB_URI", "AIMG_REDIS_URL", "AIMG_SEAWEEDFS_URL")
+
+
+def attached_services(required: tuple[str, ...] = REQUIRED_BY_WORKERS) -> Settings:
+    """Settings of a process that starts no service: the configured URLs, completed from
+    the registry of the launcher that owns ``AIMG_DATA_DIR``. Says what it used."""
+    from .devservices import describe_registry, running_services_env
+
+    base = load_settings()
+    env = dict(os.environ)
+    found = running_services_env(base.data_dir)
+    for key, value in found.items():
+        env.setdefault(key, value)
+    missing = [name for name in required if not env.get(name)]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} not set, and {describe_registry(base.data_dir)}; "
+                         "set AIMG_DATA_DIR to the data directory of a running `aimg serve` or `aimg services`, "
+                         "or configure the services")
+    if found:
+        _say(f"using {describe_registry(base.data_dir)}")
+    os.environ.update({k: v for k, v in env.items() if k.startswith("AIMG_")})
+    return load_settings(env)
+
+
 def cmd_serve(args) -> int:
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import make_server
 
     from . import create_app
 
@@ -55,8 +78,16 @@ def cmd_serve(args) -> int:
     try:
         with embedded_services() as settings:
             app = create_app(settings)
-            _say(f"  api        http://{args.host}:{args.port}/  (docs: /docs, OpenAPI: /openapi.json)")
-            run_simple(args.host, args.port, app, threaded=True, use_reloader=False, use_debugger=False)
+            try:
+                server = make_server(args.host, args.port, app, threaded=True)
+                server.daemon_threads = True  # a request in flight does not hold the exit up
+                _say(f"  api        http://{args.host}:{args.port}/  (docs: /docs, OpenAPI: /openapi.json)")
+                try:
+                    server.serve_forever(poll_interval=0.2)
+                finally:
+                    server.server_close()
+            finally:
+                app.extensions["aimg"].close()
     except KeyboardInterrupt:
         pass
     return 0
@@ -76,6 +107,7 @@ def cmd_services(args) -> int:
 def cmd_migrate(args) -> int:
     from .resources import Resources
 
+    _stop_on_sigterm()
     with embedded_services(only={"mongodb", "postgres"}) as settings:
         resources = Resources(settings)
         try:
@@ -89,13 +121,17 @@ def cmd_migrate(args) -> int:
 def cmd_worker(args) -> int:
     from workers.main import run_worker
 
+    settings = attached_services()
+    # RQ's worker installs its own SIGTERM/SIGINT handlers (an immediate, clean stop).
+    return run_worker(settings, queues=args.queues or None, burst=args.burst, comfyui=args.comfyui or None,
+                      models=args.models or None)
+
+
+def cmd_scheduler(args) -> int:
+    from workers.scheduler import run_scheduler
+
     _stop_on_sigterm()
-    try:
-        with embedded_services() as settings:
-            return run_worker(settings, queues=args.queues or None, burst=args.burst, comfyui=args.comfyui or None,
-                              models=args.models or None)
-    except KeyboardInterrupt:
-        return 0
+    return run_scheduler(attached_services(required=("AIMG_REDIS_URL",)))
 
 
 def cmd_fake_comfyui(args) -> int:
@@ -150,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--models", action="append", metavar="ID",
                         help="only the queues of this model or workflow template (repeatable)")
     worker.set_defaults(func=cmd_worker)
+    sub.add_parser("scheduler", help="enqueue the periodic jobs at their intervals (one leader among any number)"
+                   ).set_defaults(func=cmd_scheduler)
     fake = sub.add_parser("fake-comfyui", help="run a fake ComfyUI server (ComfyUI's protocol, Pillow renders)")
     fake.add_argument("--host", default="127.0.0.1")
     fake.add_argument("--port", type=int, default=8188)
@@ -168,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except ValueError as exc:  # configuration errors: say what is wrong, no traceback
+    except (ValueError, ServiceFailed) as exc:  # configuration errors: say what is wrong, no traceback
         _say(f"aimg: {exc}")
         return 2
 

@@ -70,6 +70,10 @@ class Settings:
     comfyui_http_timeout_s: float = 30.0
     generation_lease_s: float = 30.0  # a running job renews its lease; a lapsed lease is requeued
     generation_max_runs: int = 3  # a run whose worker died this many times fails
+    # scheduled jobs (``aimg scheduler``: one leader among any number of them)
+    billing_expire_interval_s: int = 60  # expire lapsed PRO tiers this often
+    billing_poll_interval_s: int = 900  # read subscribers of processors without webhooks this often
+    scheduler_lock_s: float = 15.0  # a leader that stops renewing for this long is replaced
     # pgQuery: a login role that can only read; a write role only when explicitly enabled.
     pgquery_dsn: str = ""
     pgquery_write_dsn: str = ""
@@ -159,6 +163,9 @@ _ENV: dict[str, tuple[str, Any]] = {
     "AIMG_COMFYUI_HTTP_TIMEOUT_S": ("comfyui_http_timeout_s", float),
     "AIMG_GENERATION_LEASE_S": ("generation_lease_s", float),
     "AIMG_GENERATION_MAX_RUNS": ("generation_max_runs", int),
+    "AIMG_BILLING_EXPIRE_INTERVAL_S": ("billing_expire_interval_s", int),
+    "AIMG_BILLING_POLL_INTERVAL_S": ("billing_poll_interval_s", int),
+    "AIMG_SCHEDULER_LOCK_S": ("scheduler_lock_s", float),
     "AIMG_PGQUERY_DSN": ("pgquery_dsn", str),
     "AIMG_PGQUERY_WRITE_DSN": ("pgquery_write_dsn", str),
     "AIMG_PGQUERY_ALLOW_WRITE": ("pgquery_allow_write", _bool),

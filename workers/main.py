@@ -1,26 +1,65 @@
 """``aimg worker``: an RQ worker bound to this deployment's Redis, databases and ComfyUI pool.
 
-Each worker listens to every priority (``-p1-``) queue before any normal one, runs one job
-at a time in its own process (RQ's SimpleWorker: no fork per job, so the MongoDB and Redis
-connections are reused and the gap between two jobs stays small), and requeues the runs of
-workers that died (their lease lapsed). Run one worker per ComfyUI server, or more.
+Each worker listens to every priority (``-p1-``) queue before any normal one, then to the
+queue of scheduled jobs; it runs one job at a time in its own process (RQ's SimpleWorker: no
+fork per job, so the MongoDB and Redis connections are reused and the gap between two jobs
+stays small), and requeues the runs of workers that died (their lease lapsed). Run one
+worker per ComfyUI server, or more.
+
+SIGTERM or SIGINT stops a worker at once: a job in progress is interrupted where it is and
+its run is handed back (its lease released and the run queued again at the front), so
+another worker resumes it right away instead of after the lease lapses.
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 
 import redis
 from rq import Queue, SimpleWorker
+from rq.worker import WorkerStatus
 
 from aimg_app import queueing
 from aimg_app.config import Settings
-from aimg_app.jsonlog import configure_logging
+from aimg_app.jsonlog import configure_logging, request_id_var
 from aimg_app.resources import Resources
 
-from . import jobs
+from . import billing, jobs
 
 log = logging.getLogger("aimg.worker")
+
+
+class HandBack(BaseException):
+    """Raised into the running job on shutdown. A BaseException, so that no job's own
+    ``except Exception`` mistakes it for a failure of the run."""
+
+
+class AimgWorker(SimpleWorker):
+    """RQ's SimpleWorker, plus: the enqueuing request's id on every log line of a job, and
+    a shutdown that interrupts the running job instead of waiting for it."""
+
+    _in_job = False
+    handed_back: list[str]
+
+    def execute_job(self, job, queue):
+        self.handed_back = getattr(self, "handed_back", [])
+        token = request_id_var.set((job.meta or {}).get("requestId"))
+        self._in_job = True
+        try:
+            super().execute_job(job, queue)
+        finally:
+            self._in_job = False
+            request_id_var.reset(token)
+
+    def handle_warm_shutdown_request(self):
+        super().handle_warm_shutdown_request()
+        if self._in_job and self.get_state() == WorkerStatus.BUSY:
+            self._stop_requested = True
+            job = self.get_current_job()
+            if job is not None:
+                self.handed_back = [*getattr(self, "handed_back", []), job.id]
+            raise HandBack()
 
 
 def generation_queues(resources: Resources, models: list[str] | None = None) -> list[str]:
@@ -47,29 +86,55 @@ def start_reaper(resources: Resources, stop: threading.Event) -> threading.Threa
     return thread
 
 
+def hand_back(resources: Resources, me: str, rq_job_ids: list[str]) -> list[str]:
+    """Release the leases this worker holds and queue those runs again at once."""
+    from aimg_app.models.base import utcnow
+    from aimg_app.models.workflow import WorkflowState
+    from rq.registry import FailedJobRegistry
+
+    lapsed = utcnow() - dt.timedelta(seconds=1)
+    # A run handed back was not interrupted by a crash: it does not count towards generation_max_runs.
+    if not WorkflowState.objects(state="running", worker_name=me).update(set__lease_until=lapsed, dec__attempts=1):
+        return []
+    requeued = jobs.requeue_stale_runs(resources)
+    for job_id in rq_job_ids:  # the interrupted execution is not a failure of the run
+        for name in resources.redis.smembers("rq:queues"):
+            registry = FailedJobRegistry(name.decode().removeprefix("rq:queue:"), connection=resources.redis)
+            registry.remove(job_id)
+    log.info("handed back on shutdown", extra={"workflowStateIds": requeued})
+    return requeued
+
+
 def run_worker(settings: Settings, queues: list[str] | None = None, burst: bool = False,
                comfyui: list[str] | None = None, models: list[str] | None = None) -> int:
-    """Listen on ``queues`` in order (default: every generation queue, priority first)."""
+    """Listen on ``queues`` in order (default: every generation queue, priority first, then
+    the scheduled jobs' queue)."""
     configure_logging(settings.log_level)
     if comfyui:
         settings.comfyui_urls = tuple(u.rstrip("/") for u in comfyui)
-    if not settings.comfyui_urls:
+    if not settings.comfyui_urls and not queues:
         log.error("no ComfyUI server configured (AIMG_COMFYUI_URLS or --comfyui): jobs wait in their queues")
         return 2
     resources = Resources(settings)
-    resources.connect_mongo()
-    jobs.set_resources(resources)
-    names = queueing.listen_order(queues) if queues else generation_queues(resources, models)
-    worker = SimpleWorker([Queue(name, connection=resources.redis) for name in names], connection=resources.redis)
-    stop = threading.Event()
-    start_reaper(resources, stop)
-    jobs.requeue_stale_runs(resources)
-    log.info("worker listening", extra={"queues": names, "comfyui": list(settings.comfyui_urls)})
     try:
-        worker.work(burst=burst, with_scheduler=False)
+        resources.connect_mongo()
+        jobs.set_resources(resources)
+        billing.set_resources(resources)
+        names = queueing.listen_order(queues) if queues else [*generation_queues(resources, models), billing.QUEUE]
+        worker = AimgWorker([Queue(name, connection=resources.redis) for name in names], connection=resources.redis)
+        stop = threading.Event()
+        start_reaper(resources, stop)
+        jobs.requeue_stale_runs(resources)
+        log.info("worker listening", extra={"queues": names, "comfyui": list(settings.comfyui_urls)})
+        try:
+            worker.work(burst=burst, with_scheduler=False)
+        finally:
+            stop.set()
+            if getattr(worker, "handed_back", None):
+                hand_back(resources, jobs.worker_name(), worker.handed_back)
     finally:
-        stop.set()
         resources.close()
+    log.info("worker stopped")
     return 0
 
 
