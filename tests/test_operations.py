@@ -118,3 +118,56 @@ def test_services_left_by_a_killed_launcher_are_stopped_by_the_next(tmp_path):
         for proc in launchers:
             if proc.poll() is None:
                 proc.kill()
+
+
+def _attached_env(app, services, **extra) -> dict:
+    """The environment of an ``aimg`` process on the test session's services and the app's database."""
+    settings = app.extensions["aimg"].settings
+    env = clean_env(**{k: v for k, v in services.items() if k.startswith("AIMG_")})
+    env.update(AIMG_MONGODB_URI=settings.mongodb_uri, AIMG_MIGRATE_ON_START="false", AIMG_DATA_DIR=str(services["data_dir"]))
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def test_a_running_scheduler_expires_a_lapsed_tier_and_one_leads(app, client, user, services, tmp_path):
+    import datetime as dt
+
+    from aimg_app.models import User
+    from aimg_app.models.base import utcnow
+    from rq import Queue
+    from tests.conftest import ADMIN_HEADERS, assert_ok
+    from workers import billing
+
+    soon = utcnow() + dt.timedelta(seconds=2)
+    assert_ok(client.post("/setAdminProvidedPremiumTier", headers=ADMIN_HEADERS, json={
+        "productId": "trial", "email": user["email"], "tier": 1, "isActive": True,
+        "deactivationDate": soon.isoformat() + "Z"}))
+    assert User.objects(id=user["user_id"]).first().tier == 1
+    env = _attached_env(app, services, AIMG_BILLING_EXPIRE_INTERVAL_S=1, AIMG_SCHEDULER_LOCK_S=2)
+    logs = [tmp_path / f"scheduler{n}.log" for n in range(2)]
+    procs = [aimg("scheduler", env=env, log=path) for path in logs]
+    worker_log = tmp_path / "worker.log"
+    procs.append(aimg("worker", "--queue", billing.QUEUE, env=env, log=worker_log))
+    try:
+        wait_for(lambda: User.objects(id=user["user_id"]).first().tier == 0, 60, "the tier expiring", procs[2], worker_log)
+        assert User.objects(id=user["user_id"]).first().merchant_processor == "none"
+        wait_for(lambda: all("scheduler leads" in p.read_text() or "standby" in p.read_text() for p in logs), 30,
+                 "both schedulers up")
+        leading = [n for n, path in enumerate(logs) if "scheduler leads" in path.read_text()]
+        assert len(leading) == 1, [path.read_text() for path in logs]
+        (leader,) = leading
+        standby = 1 - leader
+        # The leader dies outright: the other one takes over once the lock lapses.
+        procs[leader].kill()
+        wait_for(lambda: "scheduler leads" in logs[standby].read_text(), 15, "the standby taking over", procs[standby],
+                 logs[standby])
+        took = stop(procs[standby])
+        assert took < 3 and procs[standby].returncode == 0, (took, logs[standby].read_text()[-2000:])
+        took = stop(procs[2])
+        assert took < 3 and procs[2].returncode == 0, (took, worker_log.read_text()[-2000:])
+        assert '"logger": "rq.cron"' in logs[standby].read_text()  # RQ's own scheduler, in our JSON lines
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        Queue(billing.QUEUE, connection=app.extensions["aimg"].redis).empty()
