@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from rq import Queue, SimpleWorker
+from rq import Queue
 
 from aimg_app.models import User
 from aimg_app.models.base import utcnow
@@ -42,6 +42,8 @@ def work(app, queues: list[str] | None = None, max_jobs: int | None = None) -> i
     names = queues or generation_queue_names(app)
     queues = [Queue(n, connection=resources.redis) for n in names]
     waiting = sum(q.count for q in queues)
-    SimpleWorker(queues, connection=resources.redis).work(burst=True, with_scheduler=False, max_jobs=max_jobs,
+    from workers.main import AimgWorker
+
+    AimgWorker(queues, connection=resources.redis).work(burst=True, with_scheduler=False, max_jobs=max_jobs,
                                                           logging_level="WARNING")
     return waiting - sum(q.count for q in queues)

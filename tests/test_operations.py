@@ -171,3 +171,49 @@ def test_a_running_scheduler_expires_a_lapsed_tier_and_one_leads(app, client, us
             if proc.poll() is None:
                 proc.kill()
         Queue(billing.QUEUE, connection=app.extensions["aimg"].redis).empty()
+
+
+def test_a_stopped_worker_hands_its_run_back_and_every_job_line_has_the_request_id(make_app, services, tmp_path):
+    from aimg_app.models.item import Item
+    from aimg_app.models.workflow import WorkflowState
+    from tests.conftest import assert_ok, sign_up
+    from tests.generation_support import clear_generation_queues, grant_tier
+
+    # A lease far longer than the test: only a hand-back lets the run go on at once.
+    app = make_app(generation_lease_s=120.0)
+    client = app.test_client()
+    clear_generation_queues(app)
+    user = sign_up(client)
+    grant_tier(user["user_id"], 1)
+    with FakeComfyUI(render_seconds=4.0) as comfy:
+        env = _attached_env(app, services, AIMG_COMFYUI_URLS=comfy.url, AIMG_GENERATION_LEASE_S=120)
+        request_id = "ops-handback-0001"
+        status = assert_ok(client.post("/generateImage", json={"prompt": "hand me back", "steps": 5},
+                                       headers={**user["headers"], "X-Request-ID": request_id}))["payload"]
+        item_id = status["imageID"]
+        logs = [tmp_path / "first.log", tmp_path / "second.log"]
+        first = aimg("worker", env=env, log=logs[0])
+        second = None
+        try:
+            wait_for(lambda: (s := WorkflowState.objects(item_ids=item_id).first()).prompt_id and s.state == "running",
+                     60, "the first worker submitting", first, logs[0])
+            took = stop(first)
+            assert first.returncode == 0 and took < 3, (took, logs[0].read_text()[-3000:])
+            state = WorkflowState.objects(item_ids=item_id).first()
+            assert state.state == "queued" and state.lease_until is None and state.attempts == 0, state.log
+            second = aimg("worker", env=env, log=logs[1])
+            wait_for(lambda: Item.objects(id=item_id).first().status == "completed", 60, "the second worker", second,
+                     logs[1])
+            assert comfy.stats.prompts_accepted == 1  # the second worker took over the same prompt
+            assert stop(second) < 3
+        finally:
+            for proc in (first, second):
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+    for path in logs:
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+        job_lines = [line for line in lines if line["logger"].startswith("aimg.worker.jobs") or "Job OK" in line["message"]]
+        in_job = [line for line in lines if line.get("requestId")]
+        assert in_job and all(line["requestId"] == request_id for line in in_job)
+        assert all(line.get("requestId") == request_id for line in job_lines), job_lines
+    assert any("Job OK" in line for line in logs[1].read_text().splitlines() if request_id in line)

@@ -277,10 +277,16 @@ def requeue_stale_runs(res, limit: int = 100) -> list[str]:
             push__log=_log_line("its worker stopped answering; queued again"))
         if claimed:
             from rq import Queue
+            from rq.job import Job
 
+            try:  # the enqueuing request's id stays with the run
+                meta = Job.fetch(state.id, connection=res.redis).meta
+            except Exception:  # noqa: BLE001 - expired or never there
+                meta = {}
             Queue(state.queue_name, connection=res.redis).enqueue(
                 queueing.JOB_FUNCTION, state.id, job_id=state.id, job_timeout=res.settings.generation_job_timeout_s,
-                result_ttl=3600, failure_ttl=7 * 86400, at_front=True, description=f"workflow {state.id} (requeued)")
+                result_ttl=3600, failure_ttl=7 * 86400, at_front=True, description=f"workflow {state.id} (requeued)",
+                meta=meta)
             requeued.append(state.id)
             log.warning("requeued a run whose worker died", extra={"workflowStateId": state.id})
     return requeued

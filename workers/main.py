@@ -12,7 +12,6 @@ another worker resumes it right away instead of after the lease lapses.
 """
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 
@@ -40,17 +39,21 @@ class AimgWorker(SimpleWorker):
     a shutdown that interrupts the running job instead of waiting for it."""
 
     _in_job = False
-    handed_back: list[str]
+    handed_back: tuple[str, ...] = ()
+
+    def dequeue_job_and_maintain_ttl(self, *args, **kwargs):
+        result = super().dequeue_job_and_maintain_ttl(*args, **kwargs)
+        if result is not None:
+            request_id_var.set((result[0].meta or {}).get("requestId"))
+        return result
 
     def execute_job(self, job, queue):
-        self.handed_back = getattr(self, "handed_back", [])
-        token = request_id_var.set((job.meta or {}).get("requestId"))
         self._in_job = True
         try:
             super().execute_job(job, queue)
         finally:
             self._in_job = False
-            request_id_var.reset(token)
+            request_id_var.set(None)
 
     def handle_warm_shutdown_request(self):
         super().handle_warm_shutdown_request()
@@ -58,7 +61,7 @@ class AimgWorker(SimpleWorker):
             self._stop_requested = True
             job = self.get_current_job()
             if job is not None:
-                self.handed_back = [*getattr(self, "handed_back", []), job.id]
+                self.handed_back = (*self.handed_back, job.id)
             raise HandBack()
 
 
@@ -87,22 +90,35 @@ def start_reaper(resources: Resources, stop: threading.Event) -> threading.Threa
 
 
 def hand_back(resources: Resources, me: str, rq_job_ids: list[str]) -> list[str]:
-    """Release the leases this worker holds and queue those runs again at once."""
-    from aimg_app.models.base import utcnow
-    from aimg_app.models.workflow import WorkflowState
-    from rq.registry import FailedJobRegistry
+    """Queue the runs this stopping worker holds again, at the front, their leases released.
+    Their ComfyUI prompts keep running: the next worker resumes them."""
+    from rq.exceptions import InvalidJobOperation
+    from rq.job import Job
 
-    lapsed = utcnow() - dt.timedelta(seconds=1)
-    # A run handed back was not interrupted by a crash: it does not count towards generation_max_runs.
-    if not WorkflowState.objects(state="running", worker_name=me).update(set__lease_until=lapsed, dec__attempts=1):
-        return []
-    requeued = jobs.requeue_stale_runs(resources)
-    for job_id in rq_job_ids:  # the interrupted execution is not a failure of the run
-        for name in resources.redis.smembers("rq:queues"):
-            registry = FailedJobRegistry(name.decode().removeprefix("rq:queue:"), connection=resources.redis)
-            registry.remove(job_id)
-    log.info("handed back on shutdown", extra={"workflowStateIds": requeued})
-    return requeued
+    from aimg_app.models.workflow import WorkflowState
+
+    handed = []
+    for job_id in rq_job_ids:
+        try:
+            job = Job.fetch(job_id, connection=resources.redis)
+        except Exception:  # noqa: BLE001 - the job hash expired: the reaper requeues the run later
+            continue
+        token = request_id_var.set((job.meta or {}).get("requestId"))
+        try:
+            # Not a crash: the attempt does not count towards generation_max_runs.
+            if not WorkflowState.objects(id=job_id, state="running", worker_name=me).update_one(
+                    set__state="queued", set__lease_until=None, set__worker_name=None, dec__attempts=1,
+                    push__log=jobs._log_line("handed back by a stopping worker; queued again")):
+                continue
+            try:  # the interrupted execution left the job among the failed ones: not a failure of the run
+                job.requeue(at_front=True)
+            except InvalidJobOperation:
+                Queue(job.origin, connection=resources.redis).enqueue_job(job, at_front=True)
+            handed.append(job_id)
+            log.info("handed the run back on shutdown", extra={"workflowStateId": job_id})
+        finally:
+            request_id_var.reset(token)
+    return handed
 
 
 def run_worker(settings: Settings, queues: list[str] | None = None, burst: bool = False,
@@ -130,8 +146,8 @@ def run_worker(settings: Settings, queues: list[str] | None = None, burst: bool 
             worker.work(burst=burst, with_scheduler=False)
         finally:
             stop.set()
-            if getattr(worker, "handed_back", None):
-                hand_back(resources, jobs.worker_name(), worker.handed_back)
+            if worker.handed_back:
+                hand_back(resources, jobs.worker_name(), list(worker.handed_back))
     finally:
         resources.close()
     log.info("worker stopped")

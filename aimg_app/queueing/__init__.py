@@ -55,11 +55,15 @@ def all_queue_names(model_ids: Iterable[str], template_names: Iterable[str]) -> 
 
 
 def enqueue_run(connection: redis.Redis, name: str, workflow_state_id: str, *, job_timeout: int) -> Job:
-    """Queue the run of a workflow state; the job id is the state's id (one job per run)."""
+    """Queue the run of a workflow state; the job id is the state's id (one job per run).
+    The request's id goes with it: the worker logs every line of the job under it."""
+    from ..jsonlog import request_id_var
+
     try:
         return Queue(name, connection=connection).enqueue(
             JOB_FUNCTION, workflow_state_id, job_id=workflow_state_id, job_timeout=job_timeout,
-            result_ttl=3600, failure_ttl=7 * 86400, description=f"workflow {workflow_state_id}")
+            result_ttl=3600, failure_ttl=7 * 86400, description=f"workflow {workflow_state_id}",
+            meta={"requestId": request_id_var.get()})
     except redis.RedisError:
         raise ServiceUnavailable("The generation queue is unavailable; please try again later.") from None
 
