@@ -16,8 +16,9 @@ log = logging.getLogger("aimg.request")
 def create_app(settings: Settings | None = None, extra_plugins=()) -> Flask:
     """Build the application. ``extra_plugins`` are registered beside the entry-point ones
     (tests use it for throwaway plugins)."""
-    from . import context
+    from . import context, metrics
     from .api import register_api
+    from .api.health import health_bp
     from .envelope import register_error_handlers
     from .ratelimit import limiter
     from .resources import Resources
@@ -52,6 +53,8 @@ def create_app(settings: Settings | None = None, extra_plugins=()) -> Flask:
     register_error_handlers(app)
     limiter.init_app(app)
     api = register_api(app)
+    limiter.exempt(health_bp)
+    app.register_blueprint(health_bp)
     for blueprints in resources.plugins.hook.register_blueprints():
         for blueprint in blueprints or []:
             app.register_blueprint(blueprint)
@@ -61,6 +64,8 @@ def create_app(settings: Settings | None = None, extra_plugins=()) -> Flask:
     def _start():
         request.environ["aimg.started"] = time.perf_counter()
         request_id_var.set(context.request_id())
+        if request.blueprint == health_bp.name:
+            return None  # balancers and scrapers: no session, no domain
         # A malformed X-Session-ID is refused on every endpoint, whether it uses the session or not.
         context.session_id_header()
 
@@ -69,6 +74,14 @@ def create_app(settings: Settings | None = None, extra_plugins=()) -> Flask:
         rid = context.request_id()
         response.headers["X-Request-ID"] = rid
         elapsed = (time.perf_counter() - request.environ.get("aimg.started", time.perf_counter())) * 1000
+        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        metrics.REQUESTS.labels(rule, request.method, str(response.status_code)).inc()
+        metrics.LATENCY.labels(rule).observe(elapsed / 1000)
+        if rule.startswith("/webhooks/") and request.view_args:
+            metrics.WEBHOOKS.labels(str(request.view_args.get("processor_id", "")),
+                                    "accepted" if response.status_code < 400 else str(response.status_code)).inc()
+        if request.blueprint == health_bp.name:
+            return response
         log.info("%s %s %s", request.method, request.path, response.status_code,
                  extra={"method": request.method, "path": request.path, "status": response.status_code,
                         "durationMs": round(elapsed, 1), "domain": context.domain().identifier})

@@ -21,7 +21,7 @@ from typing import Any
 from mongoengine.queryset.visitor import Q
 from PIL import Image
 
-from aimg_app import queueing
+from aimg_app import metrics, queueing
 from aimg_app.errors import Conflict
 from aimg_app.models.base import iso, utcnow
 from aimg_app.models.file import StoredFile
@@ -93,8 +93,10 @@ def run_workflow(state_id: str) -> str:
         return "gave up"
     items_service.mark_running(state.item_ids, 0.0)
     try:
-        outputs = asyncio.run(_run(res, state, me))
-        _store_outputs(res, state, me, outputs)
+        with metrics.phase("comfyui"):  # submit included; "submit" is also observed alone
+            outputs = asyncio.run(_run(res, state, me))
+        with metrics.phase("storing"):
+            _store_outputs(res, state, me, outputs)
         return "completed"
     except ComfyError as exc:
         _finish_failed(state, me, exc.message, cancelled=isinstance(exc, Cancelled))
@@ -129,7 +131,10 @@ async def _run(res, state: WorkflowState, me: str) -> RunOutputs:
         last.update(progress=fraction, at=now)
         await asyncio.to_thread(_record_progress, state, me, fraction, note)
 
+    started = loop.time()
+
     async def on_submitted(server: str, prompt_id: str) -> None:
+        metrics.observe_phase("submit", loop.time() - started)
         await asyncio.to_thread(WorkflowState.objects(id=state.id, worker_name=me).update_one,
                                 set__comfy_server=server, set__prompt_id=prompt_id,
                                 push__log=_log_line(f"submitted to {server} as prompt {prompt_id}"))

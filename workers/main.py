@@ -19,7 +19,9 @@ import redis
 from rq import Queue, SimpleWorker
 from rq.worker import WorkerStatus
 
-from aimg_app import queueing
+from rq.utils import now as rq_now
+
+from aimg_app import metrics, queueing
 from aimg_app.config import Settings
 from aimg_app.jsonlog import configure_logging, request_id_var
 from aimg_app.resources import Resources
@@ -48,11 +50,16 @@ class AimgWorker(SimpleWorker):
         return result
 
     def execute_job(self, job, queue):
+        if job.enqueued_at is not None:
+            metrics.observe_phase("queue_wait", (rq_now() - job.enqueued_at).total_seconds())
         self._in_job = True
+        outcome = "handed_back"
         try:
             super().execute_job(job, queue)
+            outcome = _outcome(job)
         finally:
             self._in_job = False
+            metrics.JOBS.labels(queue.name, outcome).inc()
             request_id_var.set(None)
 
     def handle_warm_shutdown_request(self):
@@ -63,6 +70,16 @@ class AimgWorker(SimpleWorker):
             if job is not None:
                 self.handed_back = (*self.handed_back, job.id)
             raise HandBack()
+
+
+def _outcome(job) -> str:
+    """What the job's function says it did ("completed", "failed", "cancelled", "skipped"...), or
+    RQ's status when it raised."""
+    status = job.get_status(refresh=True)
+    if status != "finished":
+        return str(getattr(status, "value", status))
+    result = job.return_value()
+    return str(result).split(":")[0].split()[0] if isinstance(result, str) and result else "finished"
 
 
 def generation_queues(resources: Resources, models: list[str] | None = None) -> list[str]:
