@@ -21,6 +21,8 @@ timeout = int(os.environ.get("AIMG_API_TIMEOUT_S", "60"))
 # A SIGTERM lets requests in flight finish for this long; then the process is stopped.
 graceful_timeout = int(os.environ.get("AIMG_API_GRACEFUL_S", "5"))
 keepalive = 5
+# No runtime control socket: nothing manages gunicorn but its signals.
+control_socket_disable = True
 max_requests = int(os.environ.get("AIMG_API_MAX_REQUESTS", "0"))
 max_requests_jitter = max_requests // 10
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
@@ -48,6 +50,14 @@ def worker_exit(server, worker):
     resources = getattr(app, "extensions", {}).get("aimg") if app is not None else None
     if resources is not None:
         resources.close()
+    if getattr(worker, "booted", False):
+        # Everything is closed and flushed: skip the interpreter's exit handlers, where
+        # pymongo joins its monitor threads for up to a second each. (A worker that failed to
+        # boot exits the normal way, with the status that tells the master to stop.)
+        import logging
+
+        logging.shutdown()
+        os._exit(0)
 
 
 def child_exit(server, worker):
