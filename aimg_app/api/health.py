@@ -20,6 +20,7 @@ CHECK_TIMEOUT_S = 2.0
 def _mongodb(res) -> None:
     import mongoengine
 
+    res.connect_mongo()
     mongoengine.get_db().client.admin.command("ping")
 
 
