@@ -124,7 +124,7 @@ def cmd_worker(args) -> int:
     settings = attached_services()
     # RQ's worker installs its own SIGTERM/SIGINT handlers (an immediate, clean stop).
     return run_worker(settings, queues=args.queues or None, burst=args.burst, comfyui=args.comfyui or None,
-                      models=args.models or None)
+                      models=args.models or None, metrics_port=args.metrics_port)
 
 
 def cmd_scheduler(args) -> int:
@@ -254,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a ComfyUI server of this worker's pool (repeatable; default AIMG_COMFYUI_URLS)")
     worker.add_argument("--models", action="append", metavar="ID",
                         help="only the queues of this model or workflow template (repeatable)")
+    worker.add_argument("--metrics-port", type=int, metavar="PORT",
+                        help="serve this worker's Prometheus metrics on PORT (/metrics)")
     worker.set_defaults(func=cmd_worker)
     sub.add_parser("scheduler", help="enqueue the periodic jobs at their intervals (one leader among any number)"
                    ).set_defaults(func=cmd_scheduler)

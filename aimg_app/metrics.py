@@ -75,6 +75,18 @@ class LiveCollector:
         yield busy
 
 
+def serve(resources, port: int, addr: str = "0.0.0.0") -> None:
+    """A worker's own ``/metrics`` port: its samples (every process of the host's in
+    multiprocess mode) and the live queue/ComfyUI gauges."""
+    from prometheus_client import REGISTRY, multiprocess as mp, start_http_server
+
+    registry = CollectorRegistry() if multiprocess() else REGISTRY
+    if multiprocess():
+        mp.MultiProcessCollector(registry)
+    registry.register(LiveCollector(resources))
+    start_http_server(port, addr=addr, registry=registry)
+
+
 def render(resources) -> bytes:
     from prometheus_client import REGISTRY, multiprocess as mp
 

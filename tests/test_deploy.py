@@ -51,3 +51,53 @@ def test_gunicorn_with_the_config_file_logs_json_counts_across_processes_and_sto
     assert sorted(p["requestId"] for p in access) == sorted(ids)
     assert any(p["logger"] == "gunicorn.error" and "Booting worker" in p["message"] for p in parsed)
     assert not any("psycopg" in p["logger"] or p["level"] in ("error", "critical") for p in parsed), lines
+
+
+def _compose() -> dict:
+    import yaml
+
+    return yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
+
+
+def _names_read_by_gunicorn_config() -> set[str]:
+    import re
+
+    return set(re.findall(r'os\.environ\.get\("([A-Z_]+)"', (ROOT / "deploy" / "gunicorn.conf.py").read_text()))
+
+
+def test_the_compose_file_is_complete_and_speaks_the_apps_variables():
+    import re
+
+    from aimg_app.cli import build_parser
+    from aimg_app.config import env_names
+
+    doc = _compose()
+    services = doc["services"]
+    assert {"mongodb", "redis", "postgres", "seaweedfs-master", "seaweedfs-volume", "api", "worker", "scheduler",
+            "balancer"} <= set(services)
+    assert "--replSet" in services["mongodb"]["command"]
+    assert "replicaSet=" in services["api"]["environment"]["AIMG_MONGODB_URI"]
+    for name, service in services.items():
+        check = service.get("healthcheck") or {}
+        assert check.get("test") and not check.get("disable"), f"{name} has no healthcheck"
+    known = env_names() | _names_read_by_gunicorn_config()
+    for name in ("api", "worker", "scheduler"):
+        used = {key for key in services[name]["environment"] if key.startswith("AIMG_")}
+        assert used <= known, f"{name} sets variables the app does not read: {sorted(used - known)}"
+    # The processes it starts are commands that exist.
+    commands = set(build_parser()._subparsers._group_actions[0].choices)
+    for name in ("worker", "scheduler"):
+        assert services[name]["command"][0] == "aimg" and services[name]["command"][1] in commands
+    assert services["api"]["command"][:3] == ["gunicorn", "-c", "deploy/gunicorn.conf.py"]
+    # Files it mounts exist; every ${VARIABLE} has a default, is required, or is in example.env.
+    for service in services.values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / "deploy" / source).exists(), source
+    text = (ROOT / "deploy" / "compose.yaml").read_text()
+    example = {line.split("=")[0] for line in (ROOT / "deploy" / "example.env").read_text().splitlines()
+               if line and not line.startswith("#")}
+    for variable, marker in re.findall(r"\$\{([A-Z_]+)(:[-?])?", text):
+        assert marker or variable in example, f"${{{variable}}} has no default and is not in example.env"
+    assert (ROOT / "deploy" / "Dockerfile").exists() and (ROOT / "docs" / "deployment.md").exists()

@@ -139,7 +139,8 @@ def hand_back(resources: Resources, me: str, rq_job_ids: list[str]) -> list[str]
 
 
 def run_worker(settings: Settings, queues: list[str] | None = None, burst: bool = False,
-               comfyui: list[str] | None = None, models: list[str] | None = None) -> int:
+               comfyui: list[str] | None = None, models: list[str] | None = None,
+               metrics_port: int | None = None) -> int:
     """Listen on ``queues`` in order (default: every generation queue, priority first, then
     the scheduled jobs' queue)."""
     configure_logging(settings.log_level)
@@ -155,6 +156,8 @@ def run_worker(settings: Settings, queues: list[str] | None = None, burst: bool 
         billing.set_resources(resources)
         names = queueing.listen_order(queues) if queues else [*generation_queues(resources, models), billing.QUEUE]
         worker = AimgWorker([Queue(name, connection=resources.redis) for name in names], connection=resources.redis)
+        if metrics_port:
+            metrics.serve(resources, metrics_port)
         stop = threading.Event()
         start_reaper(resources, stop)
         jobs.requeue_stale_runs(resources)
