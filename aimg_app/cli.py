@@ -244,8 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the embedded services (those not configured) and the API server")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.set_defaults(func=cmd_serve)
-    sub.add_parser("services", help="run only the embedded services").set_defaults(func=cmd_services)
+    serve.set_defaults(func=cmd_serve, exit_now=True)
+    sub.add_parser("services", help="run only the embedded services").set_defaults(func=cmd_services, exit_now=True)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     worker = sub.add_parser("worker", help="run an RQ worker on the configured queues")
     worker.add_argument("--queue", dest="queues", action="append", help="queue to listen on (repeatable)")
@@ -256,9 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="only the queues of this model or workflow template (repeatable)")
     worker.add_argument("--metrics-port", type=int, metavar="PORT",
                         help="serve this worker's Prometheus metrics on PORT (/metrics)")
-    worker.set_defaults(func=cmd_worker)
+    worker.set_defaults(func=cmd_worker, exit_now=True)
     sub.add_parser("scheduler", help="enqueue the periodic jobs at their intervals (one leader among any number)"
-                   ).set_defaults(func=cmd_scheduler)
+                   ).set_defaults(func=cmd_scheduler, exit_now=True)
     fake = sub.add_parser("fake-comfyui", help="run a fake ComfyUI server (ComfyUI's protocol, Pillow renders)")
     fake.add_argument("--host", default="127.0.0.1")
     fake.add_argument("--port", type=int, default=8188)
@@ -281,10 +281,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args) or 0
+        code = args.func(args) or 0
     except (ValueError, ServiceFailed) as exc:  # configuration errors: say what is wrong, no traceback
         _say(f"aimg: {exc}")
         return 2
+    if getattr(args, "exit_now", False):
+        # Long-running commands have closed everything by now; the interpreter's own exit
+        # handlers would add seconds (pymongo joins each monitor thread, executors join theirs).
+        import logging
+
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

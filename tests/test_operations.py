@@ -205,6 +205,7 @@ def test_a_stopped_worker_hands_its_run_back_and_every_job_line_has_the_request_
             wait_for(lambda: Item.objects(id=item_id).first().status == "completed", 60, "the second worker", second,
                      logs[1])
             assert comfy.stats.prompts_accepted == 1  # the second worker took over the same prompt
+            wait_for(lambda: "Job OK" in logs[1].read_text(), 10, "the job's end", second, logs[1])
             assert stop(second) < 3
         finally:
             for proc in (first, second):

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import redis
 from rq import Queue, SimpleWorker
+from rq.exceptions import StopRequested
 from rq.worker import WorkerStatus
 
 from rq.utils import now as rq_now
@@ -62,6 +64,12 @@ class AimgWorker(SimpleWorker):
             metrics.JOBS.labels(queue.name, outcome).inc()
             request_id_var.set(None)
 
+    stopping = False
+
+    def request_stop(self, signum, frame):
+        self.stopping = True
+        super().request_stop(signum, frame)
+
     def handle_warm_shutdown_request(self):
         super().handle_warm_shutdown_request()
         if self._in_job and self.get_state() == WorkerStatus.BUSY:
@@ -80,6 +88,13 @@ def _outcome(job) -> str:
         return str(getattr(status, "value", status))
     result = job.return_value()
     return str(result).split(":")[0].split()[0] if isinstance(result, str) and result else "finished"
+
+
+def _redis_answers(resources: Resources) -> bool:
+    try:
+        return bool(resources.redis.ping())
+    except redis.RedisError:
+        return False
 
 
 def generation_queues(resources: Resources, models: list[str] | None = None) -> list[str]:
@@ -155,7 +170,6 @@ def run_worker(settings: Settings, queues: list[str] | None = None, burst: bool 
         jobs.set_resources(resources)
         billing.set_resources(resources)
         names = queueing.listen_order(queues) if queues else [*generation_queues(resources, models), billing.QUEUE]
-        worker = AimgWorker([Queue(name, connection=resources.redis) for name in names], connection=resources.redis)
         if metrics_port:
             metrics.serve(resources, metrics_port)
         stop = threading.Event()
@@ -163,11 +177,28 @@ def run_worker(settings: Settings, queues: list[str] | None = None, burst: bool 
         jobs.requeue_stale_runs(resources)
         log.info("worker listening", extra={"queues": names, "comfyui": list(settings.comfyui_urls)})
         try:
-            worker.work(burst=burst, with_scheduler=False)
+            while True:
+                worker = AimgWorker([Queue(name, connection=resources.redis) for name in names],
+                                    connection=resources.redis)
+                try:
+                    worker.work(burst=burst, with_scheduler=False)
+                except redis.RedisError:
+                    pass  # RQ's teardown met the same outage
+                if worker.handed_back:
+                    hand_back(resources, jobs.worker_name(), list(worker.handed_back))
+                if burst or worker.stopping:
+                    break
+                # RQ's loop ends on a Redis error (a restart, a failover): wait for it to come back.
+                log.warning("the worker lost Redis; reconnecting")
+                try:
+                    while not _redis_answers(resources) and not worker.stopping:
+                        time.sleep(0.5)
+                except StopRequested:  # RQ's signal handler, while waiting
+                    break
+                if worker.stopping:
+                    break
         finally:
             stop.set()
-            if worker.handed_back:
-                hand_back(resources, jobs.worker_name(), list(worker.handed_back))
     finally:
         resources.close()
     log.info("worker stopped")
