@@ -18,6 +18,7 @@ import socket
 import threading
 from typing import Any
 
+import redis
 from mongoengine.queryset.visitor import Q
 from PIL import Image
 
@@ -101,6 +102,13 @@ def run_workflow(state_id: str) -> str:
     except ComfyError as exc:
         _finish_failed(state, me, exc.message, cancelled=isinstance(exc, Cancelled))
         return "failed"
+    except redis.RedisError:
+        # Redis went away mid-run (a restart, a failover): not the run's fault. The lease
+        # lapses now, so a reaper queues the run again once Redis is back, and the next
+        # worker resumes the same ComfyUI prompt.
+        WorkflowState.objects(id=state_id, worker_name=me, state="running").update_one(set__lease_until=utcnow())
+        log.warning("Redis unavailable during a run; it will be queued again", extra={"workflowStateId": state_id})
+        return "interrupted: Redis unavailable"
     except Exception as exc:
         # RQ's own hard timeout (or anything unexpected): stop the GPU work, fail cleanly.
         current = WorkflowState.objects(id=state_id).only("comfy_server", "prompt_id").first()
