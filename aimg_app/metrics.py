@@ -20,7 +20,7 @@ REQUESTS = Counter("aimg_http_requests_total", "API requests answered", ["endpoi
 LATENCY = Histogram("aimg_http_request_duration_seconds", "API request latency", ["endpoint"],
                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 JOBS = Counter("aimg_jobs_total", "Jobs a worker ran, by queue and outcome", ["queue", "outcome"])
-JOB_PHASE = Histogram("aimg_job_phase_seconds", "Generation job phases: queue_wait, submit, comfyui, storing",
+JOB_PHASE = Histogram("aimg_job_phase_seconds", "Generation job phases: queue_wait, submit (claim to prompt accepted), comfyui (claim to outputs, submit included), storing",
                       ["phase"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600))
 WEBHOOKS = Counter("aimg_webhook_deliveries_total", "Payment webhook deliveries, by processor and outcome",
                    ["processor", "outcome"])
