@@ -47,9 +47,10 @@ def _enable_cors(app: Flask, settings: Settings) -> None:
 def create_app(settings: Settings | None = None, extra_plugins=()) -> Flask:
     """Build the application. ``extra_plugins`` are registered beside the entry-point ones
     (tests use it for throwaway plugins)."""
-    from . import context
+    from . import context, metrics
     from .admin import register_admin
     from .api import register_api
+    from .api.health import health_bp
     from .envelope import register_error_handlers
     from .ratelimit import limiter
     from .resources import Resources
@@ -91,6 +92,8 @@ def create_app(settings: Settings | None = None, extra_plugins=()) -> Flask:
     api = register_api(app)
     register_admin(app)
     _serve_docs_assets(app)
+    limiter.exempt(health_bp)
+    app.register_blueprint(health_bp)
     for blueprints in resources.plugins.hook.register_blueprints():
         for blueprint in blueprints or []:
             app.register_blueprint(blueprint)
@@ -100,6 +103,8 @@ def create_app(settings: Settings | None = None, extra_plugins=()) -> Flask:
     def _start():
         request.environ["aimg.started"] = time.perf_counter()
         request_id_var.set(context.request_id())
+        if request.blueprint == health_bp.name:
+            return None  # balancers and scrapers: no session, no domain
         # An admin-only endpoint refuses a non-admin before anything of the request is read.
         if getattr(app.view_functions.get(request.endpoint), "aimg_admin_only", False):
             context.require_admin()
@@ -111,6 +116,14 @@ def create_app(settings: Settings | None = None, extra_plugins=()) -> Flask:
         rid = context.request_id()
         response.headers["X-Request-ID"] = rid
         elapsed = (time.perf_counter() - request.environ.get("aimg.started", time.perf_counter())) * 1000
+        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        metrics.REQUESTS.labels(rule, request.method, str(response.status_code)).inc()
+        metrics.LATENCY.labels(rule).observe(elapsed / 1000)
+        if rule.startswith("/webhooks/") and request.view_args:
+            metrics.WEBHOOKS.labels(str(request.view_args.get("processor_id", "")),
+                                    "accepted" if response.status_code < 400 else str(response.status_code)).inc()
+        if request.blueprint == health_bp.name:
+            return response
         log.info("%s %s %s", request.method, request.path, response.status_code,
                  extra={"method": request.method, "path": request.path, "status": response.status_code,
                         "durationMs": round(elapsed, 1), "domain": context.domain().identifier})

@@ -11,6 +11,7 @@ import threading
 from typing import Iterator
 
 from .config import Settings, load_settings
+from .devservices.service import ServiceFailed
 
 
 def _say(message: str) -> None:
@@ -43,19 +44,17 @@ def _stop_on_sigterm() -> None:
 @contextlib.contextmanager
 def embedded_services(only: set[str] | None = None) -> Iterator[Settings]:
     """Settings whose unconfigured services run embedded: reused when another ``aimg``
-    process of this data dir already runs them, else started here (and stopped on exit)."""
-    from .devservices import EmbeddedServices, running_services_env
+    launcher owns this data dir, else started here (and stopped on exit)."""
+    from .devservices import EmbeddedServices
 
     base = load_settings()
     env = dict(os.environ)
-    for key, value in running_services_env(base.data_dir).items():
-        env.setdefault(key, value)
     launcher = EmbeddedServices(base.data_dir, env=env, only=only, say=_say)
     _say(f"AIMG data directory: {base.data_dir}")
-    exported = launcher.start()
-    env.update(exported)
-    os.environ.update({k: v for k, v in env.items() if k.startswith("AIMG_")})
     try:
+        exported = launcher.start()
+        env.update(exported)
+        os.environ.update({k: v for k, v in env.items() if k.startswith("AIMG_")})
         yield load_settings(env)
     finally:
         if launcher.running:
@@ -105,8 +104,32 @@ def development_children(settings: Settings, *, fake_comfyui: bool, worker: bool
                 child.kill()
 
 
+REQUIRED_BY_WORKERS = ("AIMG_MONGODB_URI", "AIMG_REDIS_URL", "AIMG_SEAWEEDFS_URL")
+
+
+def attached_services(required: tuple[str, ...] = REQUIRED_BY_WORKERS) -> Settings:
+    """Settings of a process that starts no service: the configured URLs, completed from
+    the registry of the launcher that owns ``AIMG_DATA_DIR``. Says what it used."""
+    from .devservices import describe_registry, running_services_env
+
+    base = load_settings()
+    env = dict(os.environ)
+    found = running_services_env(base.data_dir)
+    for key, value in found.items():
+        env.setdefault(key, value)
+    missing = [name for name in required if not env.get(name)]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} not set, and {describe_registry(base.data_dir)}; "
+                         "set AIMG_DATA_DIR to the data directory of a running `aimg serve` or `aimg services`, "
+                         "or configure the services")
+    if found:
+        _say(f"using {describe_registry(base.data_dir)}")
+    os.environ.update({k: v for k, v in env.items() if k.startswith("AIMG_")})
+    return load_settings(env)
+
+
 def cmd_serve(args) -> int:
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import make_server
 
     from . import create_app
 
@@ -117,8 +140,16 @@ def cmd_serve(args) -> int:
         with embedded_services() as settings, development_children(
                 settings, fake_comfyui=args.fake_comfyui, worker=args.worker) as settings:
             app = create_app(settings)
-            _say(f"  api        http://{args.host}:{args.port}/  (docs: /docs, OpenAPI: /openapi.json)")
-            run_simple(args.host, args.port, app, threaded=True, use_reloader=False, use_debugger=False)
+            try:
+                server = make_server(args.host, args.port, app, threaded=True)
+                server.daemon_threads = True  # a request in flight does not hold the exit up
+                _say(f"  api        http://{args.host}:{args.port}/  (docs: /docs, OpenAPI: /openapi.json)")
+                try:
+                    server.serve_forever(poll_interval=0.2)
+                finally:
+                    server.server_close()
+            finally:
+                app.extensions["aimg"].close()
     except KeyboardInterrupt:
         pass
     return 0
@@ -138,6 +169,7 @@ def cmd_services(args) -> int:
 def cmd_migrate(args) -> int:
     from .resources import Resources
 
+    _stop_on_sigterm()
     with embedded_services(only={"mongodb", "postgres"}) as settings:
         resources = Resources(settings)
         try:
@@ -151,13 +183,17 @@ def cmd_migrate(args) -> int:
 def cmd_worker(args) -> int:
     from workers.main import run_worker
 
+    settings = attached_services()
+    # RQ's worker installs its own SIGTERM/SIGINT handlers (an immediate, clean stop).
+    return run_worker(settings, queues=args.queues or None, burst=args.burst, comfyui=args.comfyui or None,
+                      models=args.models or None, metrics_port=args.metrics_port)
+
+
+def cmd_scheduler(args) -> int:
+    from workers.scheduler import run_scheduler
+
     _stop_on_sigterm()
-    try:
-        with embedded_services() as settings:
-            return run_worker(settings, queues=args.queues or None, burst=args.burst, comfyui=args.comfyui or None,
-                              models=args.models or None)
-    except KeyboardInterrupt:
-        return 0
+    return run_scheduler(attached_services(required=("AIMG_REDIS_URL",)))
 
 
 def cmd_fake_comfyui(args) -> int:
@@ -226,6 +262,77 @@ def cmd_comfyui_servers(args) -> int:
     return 0
 
 
+
+
+README_START = "<!-- settings table: generated by `aimg settings --write-readme` -->"
+README_END = "<!-- end of settings table -->"
+
+
+def readme_with_table(text: str) -> str:
+    from .config import settings_table
+
+    before, _, rest = text.partition(README_START)
+    _, _, after = rest.partition(README_END)
+    return f"{before}{README_START}\n{settings_table()}{README_END}{after}"
+
+
+def cmd_settings(args) -> int:
+    from pathlib import Path
+
+    from .config import settings_table
+
+    if args.write_readme:
+        readme = Path(__file__).resolve().parents[1] / "README.md"
+        readme.write_text(readme_with_table(readme.read_text()))
+        return 0
+    print(settings_table(), end="")
+    return 0
+
+
+def _smtp_noop(url: str) -> None:
+    import smtplib
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    smtp_class = smtplib.SMTP_SSL if parts.scheme == "smtps" else smtplib.SMTP
+    with smtp_class(parts.hostname, parts.port or 25, timeout=2) as smtp:
+        smtp.noop()
+
+
+def cmd_doctor(args) -> int:
+    """Check the configuration, then reach every configured service: one line each."""
+    import time
+
+    from .api.health import readiness
+    from .resources import Resources
+
+    try:
+        settings = attached_services(required=())
+    except ValueError as exc:
+        print(f"configuration  invalid: {exc}")
+        return 2
+    print("configuration  ok")
+    resources = Resources(settings)
+    try:
+        _, checks = readiness(resources)
+        started = time.perf_counter()
+        if settings.smtp_url:
+            try:
+                _smtp_noop(settings.smtp_url)
+                checks.append({"name": "smtp", "status": "ok", "latencyMs": round((time.perf_counter() - started) * 1000, 1)})
+            except Exception as exc:  # noqa: BLE001
+                checks.append({"name": "smtp", "status": "down", "error": f"{type(exc).__name__}: {exc}"})
+        else:
+            checks.append({"name": "smtp", "status": "not configured"})
+    finally:
+        resources.close()
+    for check in checks:
+        for entry in check.get("servers", [check]):
+            detail = f"{entry['latencyMs']:.0f} ms" if entry["status"] == "ok" else entry.get("error", "")
+            print(f"{entry['name']:<14} {entry['status']:<15} {detail}".rstrip())
+    return 1 if any(c["status"] == "down" for c in checks) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aimg", description="AIMG back-end")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -236,8 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="do not start a generation worker beside the API")
     serve.add_argument("--no-fake-comfyui", dest="fake_comfyui", action="store_false",
                        help="do not start a fake ComfyUI when AIMG_COMFYUI_URLS is empty")
-    serve.set_defaults(func=cmd_serve)
-    sub.add_parser("services", help="run only the embedded services").set_defaults(func=cmd_services)
+    serve.set_defaults(func=cmd_serve, exit_now=True)
+    sub.add_parser("services", help="run only the embedded services").set_defaults(func=cmd_services, exit_now=True)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     worker = sub.add_parser("worker", help="run an RQ worker on the configured queues")
     worker.add_argument("--queue", dest="queues", action="append", help="queue to listen on (repeatable)")
@@ -246,12 +353,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a ComfyUI server of this worker's pool (repeatable; default AIMG_COMFYUI_URLS)")
     worker.add_argument("--models", action="append", metavar="ID",
                         help="only the queues of this model or workflow template (repeatable)")
-    worker.set_defaults(func=cmd_worker)
+    worker.add_argument("--metrics-port", type=int, metavar="PORT",
+                        help="serve this worker's Prometheus metrics on PORT (/metrics)")
+    worker.set_defaults(func=cmd_worker, exit_now=True)
+    sub.add_parser("scheduler", help="enqueue the periodic jobs at their intervals (one leader among any number)"
+                   ).set_defaults(func=cmd_scheduler, exit_now=True)
     fake = sub.add_parser("fake-comfyui", help="run a fake ComfyUI server (ComfyUI's protocol, Pillow renders)")
     fake.add_argument("--host", default="127.0.0.1")
     fake.add_argument("--port", type=int, default=8188)
     fake.add_argument("--render-seconds", type=float, default=0.05, help="time one sampler run takes")
     fake.set_defaults(func=cmd_fake_comfyui)
+    settings = sub.add_parser("settings", help="print the table of every setting (variable, TOML key, default)")
+    settings.add_argument("--write-readme", action="store_true", help="replace the table in README.md")
+    settings.set_defaults(func=cmd_settings)
+    sub.add_parser("doctor", help="check the configuration and reach every configured service"
+                   ).set_defaults(func=cmd_doctor)
     openapi = sub.add_parser("openapi", help="print the OpenAPI document as JSON")
     openapi.add_argument("--indent", action="store_true")
     openapi.set_defaults(func=cmd_openapi)
@@ -268,10 +384,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args) or 0
-    except ValueError as exc:  # configuration errors: say what is wrong, no traceback
+        code = args.func(args) or 0
+    except (ValueError, ServiceFailed) as exc:  # configuration errors: say what is wrong, no traceback
         _say(f"aimg: {exc}")
         return 2
+    if getattr(args, "exit_now", False):
+        # Long-running commands have closed everything by now; the interpreter's own exit
+        # handlers would add seconds (pymongo joins each monitor thread, executors join theirs).
+        import logging
+
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

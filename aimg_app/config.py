@@ -5,12 +5,13 @@ Everything an operator sets is named here, once. Secrets come only from the envi
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, get_origin, get_type_hints
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,10 @@ class Settings:
     generation_max_runs: int = 3  # a run whose worker died this many times fails
     generation_server_wait_s: float = 600.0  # a run waits this long for a healthy ComfyUI server, then fails
     generation_prefetch: int = 1  # runs a worker keeps queued on ComfyUI beyond the one running
+    # scheduled jobs (``aimg scheduler``: one leader among any number of them)
+    billing_expire_interval_s: int = 60  # expire lapsed PRO tiers this often
+    billing_poll_interval_s: int = 900  # read subscribers of processors without webhooks this often
+    scheduler_lock_s: float = 15.0  # a leader that stops renewing for this long is replaced
     # pgQuery: a login role that can only read; a write role only when explicitly enabled.
     pgquery_dsn: str = ""
     pgquery_write_dsn: str = ""
@@ -125,20 +130,18 @@ class Settings:
         return dict(self.plugin_settings.get(name, {}))
 
 
-def _bool(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def parse_admin_keys(raw: str) -> dict[str, str]:
-    """``name:key,name:key`` -> {name: key}. Empty keys are ignored (they would match nothing safely)."""
+def parse_admin_keys(raw: Any) -> dict[str, str]:
+    """``name:key,name:key`` (or a TOML table) -> {name: key}."""
+    if isinstance(raw, dict):
+        return {str(k): str(v) for k, v in raw.items()}
     keys: dict[str, str] = {}
-    for part in raw.split(","):
+    for part in str(raw).split(","):
         part = part.strip()
         if not part:
             continue
         name, sep, key = part.partition(":")
         if not sep or not name.strip() or not key.strip():
-            raise ValueError("AIMG_ADMIN_KEYS must look like 'name:key,name:key'")
+            raise ValueError("must look like 'name:key,name:key'")
         keys[name.strip()] = key.strip()
     return keys
 
@@ -151,62 +154,170 @@ def _domains(raw: Any) -> tuple[Domain, ...]:
     return domains
 
 
-# environment variable -> (settings attribute, parser)
-_ENV: dict[str, tuple[str, Any]] = {
-    "AIMG_DATA_DIR": ("data_dir", lambda v: Path(v).resolve()),
-    "AIMG_MONGODB_URI": ("mongodb_uri", str),
-    "AIMG_POSTGRES_DSN": ("postgres_dsn", str),
-    "AIMG_REDIS_URL": ("redis_url", str),
-    "AIMG_SEAWEEDFS_URL": ("seaweedfs_url", lambda v: v.rstrip("/")),
-    "AIMG_SMTP_URL": ("smtp_url", str),
-    "AIMG_MAIL_FROM": ("mail_from", str),
-    "AIMG_SECRET_KEY": ("secret_key", str),
-    "AIMG_COMFYUI_URLS": ("comfyui_urls", lambda v: tuple(u.strip().rstrip("/") for u in v.split(",") if u.strip())),
-    "AIMG_GENERATION_JOB_TIMEOUT_S": ("generation_job_timeout_s", int),
-    "AIMG_COMFYUI_PROMPT_TIMEOUT_S": ("comfyui_prompt_timeout_s", float),
-    "AIMG_COMFYUI_MAX_ATTEMPTS": ("comfyui_max_attempts", int),
-    "AIMG_COMFYUI_HEALTH_TTL_S": ("comfyui_health_ttl_s", float),
-    "AIMG_COMFYUI_HTTP_TIMEOUT_S": ("comfyui_http_timeout_s", float),
-    "AIMG_GENERATION_LEASE_S": ("generation_lease_s", float),
-    "AIMG_GENERATION_MAX_RUNS": ("generation_max_runs", int),
-    "AIMG_GENERATION_SERVER_WAIT_S": ("generation_server_wait_s", float),
-    "AIMG_GENERATION_PREFETCH": ("generation_prefetch", int),
-    "AIMG_PGQUERY_DSN": ("pgquery_dsn", str),
-    "AIMG_PGQUERY_WRITE_DSN": ("pgquery_write_dsn", str),
-    "AIMG_PGQUERY_ALLOW_WRITE": ("pgquery_allow_write", _bool),
-    "AIMG_PGQUERY_TIMEOUT_S": ("pgquery_timeout_s", float),
-    "AIMG_PGQUERY_MAX_ROWS": ("pgquery_max_rows", int),
-    "AIMG_ADMIN_KEYS": ("admin_keys", parse_admin_keys),
-    "AIMG_DOMAINS": ("domains", _domains),
-    "AIMG_TRUSTED_PROXY_COUNT": ("trusted_proxy_count", int),
-    "AIMG_MAX_REQUEST_BYTES": ("max_request_bytes", int),
-    "AIMG_MAX_FILE_BYTES": ("max_file_bytes", int),
-    "AIMG_LEGACY_FILE_SERVER_URL": ("legacy_file_server_url", lambda v: v.rstrip("/")),
-    "AIMG_PUBLIC_BASE_URL": ("public_base_url", lambda v: v.rstrip("/")),
-    "AIMG_INGEST_LOGS_RATE_LIMIT": ("ingest_logs_rate_limit", str),
-    "AIMG_INGEST_LOGS_RATE_LIMIT_PER_CLIENT": ("ingest_logs_rate_limit_per_client", str),
-    "AIMG_LOGIN_FAILURES_PER_ACCOUNT": ("login_failures_per_account", str),
-    "AIMG_LOGIN_FAILURES_PER_CLIENT": ("login_failures_per_client", str),
-    "AIMG_ADMIN_KEY_FAILURES_PER_CLIENT": ("admin_key_failures_per_client", str),
-    "AIMG_CARD_EMAIL_RATE_LIMIT_PER_EMAIL": ("card_email_rate_limit_per_email", str),
-    "AIMG_GIFT_CARD_ATTEMPTS_PER_USER": ("gift_card_attempts_per_user", str),
-    "AIMG_MIGRATE_ON_START": ("migrate_on_start", _bool),
-    "AIMG_DISABLED_PLUGINS": ("disabled_plugins", lambda v: tuple(p.strip() for p in v.split(",") if p.strip())),
-    "AIMG_PLUGIN_SETTINGS": ("plugin_settings", json.loads),
-    "AIMG_LOG_LEVEL": ("log_level", str.upper),
-    "AIMG_OTP_RATE_LIMIT_PER_EMAIL": ("otp_rate_limit_per_email", str),
-    "AIMG_OTP_RATE_LIMIT_PER_CLIENT": ("otp_rate_limit_per_client", str),
-    "AIMG_FREE_LIBRARY_ITEMS": ("free_library_items", int),
+def _json_table(raw: Any) -> dict:
+    value = json.loads(raw) if isinstance(raw, str) else raw
+    if not isinstance(value, dict):
+        raise ValueError("must be a JSON object / TOML table")
+    return value
+
+
+# What each setting means, for the README's table (``aimg settings --write-readme``); a test
+# fails when a setting has no entry here or the README's table is not the generated one.
+DOCS: dict[str, str] = {
+    "data_dir": "where embedded services keep their data, and where `aimg` commands find their registry",
+    "mongodb_uri": "MongoDB, with the database name (`mongodb://host/aimg`)",
+    "postgres_dsn": "PostgreSQL of the application (owner of its tables)",
+    "redis_url": "Redis (queues, rate limits, the scheduler's lock)",
+    "seaweedfs_url": "the SeaweedFS master (`http://host:9333`)",
+    "smtp_url": "`smtp://host:port` (`smtps://user:password@host:port`; `?starttls=true`)",
+    "mail_from": "sender of outgoing mail (empty: `no-reply@<default domain>`)",
+    "secret_key": "keys OTP hashes, signs checkout links, encrypts stored vendor cookies (empty: a key file under "
+                  "the data dir; set it when several hosts serve the API)",
+    "comfyui_urls": "comma-separated ComfyUI servers of the workers' pool (none: jobs wait in their queues)",
+    "generation_job_timeout_s": "RQ's hard limit for one generation job",
+    "comfyui_prompt_timeout_s": "one prompt on ComfyUI; past it the prompt is interrupted and its Items fail",
+    "comfyui_max_attempts": "servers tried for one run when a server fails",
+    "comfyui_health_ttl_s": "how long a server's `/system_stats` answer, or its failure, is trusted",
+    "comfyui_http_timeout_s": "HTTP timeout towards ComfyUI",
+    "generation_lease_s": "a running job renews a lease this long; a lapsed lease means its worker died and the run "
+                          "is queued again",
+    "generation_max_runs": "a run whose worker died this many times fails",
+    "billing_expire_interval_s": "`aimg scheduler`: expire lapsed PRO tiers this often",
+    "billing_poll_interval_s": "`aimg scheduler`: read the subscribers of processors without webhooks (Boosty, the "
+                               "whitelist) this often",
+    "scheduler_lock_s": "a leading `aimg scheduler` that stops renewing its lock for this long is replaced",
+    "pgquery_dsn": "a login role that can only read, used by `pgQuery` (the embedded launcher provisions "
+                   "`aimg_query_reader`)",
+    "pgquery_write_dsn": "a write role for `pgQuery`, used only with `AIMG_PGQUERY_ALLOW_WRITE`",
+    "pgquery_allow_write": "let `pgQuery` use the write role",
+    "pgquery_timeout_s": "`pgQuery` cancellation timeout",
+    "pgquery_max_rows": "`pgQuery` row cap",
+    "admin_keys": "personal admin keys, `name:key,name:key` (a table in the TOML file)",
+    "domains": "JSON list of sites: `[{\"identifier\", \"displayName\", \"environment\", \"origins\": [...], "
+               "\"hosts\": [...]}]`; the first is the default",
+    "trusted_proxy_count": "how many reverse proxies' `X-Forwarded-*` to trust",
+    "max_request_bytes": "request body limit",
+    "max_file_bytes": "uploaded file limit",
+    "legacy_file_server_url": "the old file server `getFile?fs=true` falls back to (`GET {url}/{id}`)",
+    "public_base_url": "base of `FileMetadata.publicUrl` and OAuth callbacks (empty: the request's host)",
+    "ingest_logs_rate_limit": "`ingestLogs` limit per session",
+    "migrate_on_start": "run migrations when the app starts",
+    "disabled_plugins": "comma-separated plugin names not to load",
+    "plugin_settings": "JSON `{plugin: {setting: value}}` (or `[plugins.<name>]` tables in the TOML file)",
+    "log_level": "DEBUG, INFO, WARNING, ERROR",
+    "otp_ttl_hours": "how long a one-time password stays valid",
+    "otp_max_attempts": "wrong guesses before a one-time password is void",
+    "otp_rate_limit_per_email": "`requestOTP` limit per email address",
+    "otp_rate_limit_per_client": "`requestOTP` limit per client",
+    "ingest_logs_rate_limit_per_client": "`ingestLogs` limit per client address, whatever the session",
+    "login_failures_per_account": "password sign-in attempts per account (counted before the check; a success "
+                                  "clears them), then 429",
+    "login_failures_per_client": "password sign-in attempts per client address, then 429",
+    "admin_key_failures_per_client": "wrong `X-Administration-Key` values per client address, then 429",
+    "card_email_rate_limit_per_email": "`payWithCardEmail` mails to one address",
+    "gift_card_attempts_per_user": "`redeemGiftCard` attempts per user (counted before the code is looked up)",
+    "generation_server_wait_s": "a run waits this long for a healthy ComfyUI server (status \"waiting for a "
+                                "generation server\"), then fails",
+    "generation_prefetch": "runs a worker keeps queued on its ComfyUI server beyond the one running",
+    "free_library_items": "non-premium users browse their newest N Items in `getMyCreations` (0: no cap)",
 }
 
-# keys of the TOML file -> settings attribute (the file uses the attribute names)
-_FILE_PARSERS: dict[str, Any] = {"domains": _domains, "data_dir": lambda v: Path(v).resolve()}
+# Where the type alone does not say how a value is read.
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "admin_keys": parse_admin_keys, "domains": _domains, "plugin_settings": _json_table,
+}
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+
+
+def env_name(name: str) -> str:
+    return "AIMG_" + name.upper()
+
+
+def setting_types() -> dict[str, Any]:
+    """Each setting's name and type, in declaration order."""
+    hints = get_type_hints(Settings)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Settings)}
+
+
+def env_names() -> set[str]:
+    """Every environment variable the application reads."""
+    return {env_name(name) for name in setting_types()} | {"AIMG_CONFIG_FILE"}
+
+
+def _coerce(name: str, kind: Any, raw: Any) -> Any:
+    """One value from the environment (a string) or the TOML file (typed), as the setting's type."""
+    if name in _PARSERS:
+        return _PARSERS[name](raw)
+    origin = get_origin(kind)
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+            return raw.strip().lower() in _TRUE
+        raise ValueError(f"expected true or false, got {raw!r}")
+    if kind is int:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str):
+            try:
+                return int(raw.strip())
+            except ValueError:
+                pass
+        raise ValueError(f"expected a whole number, got {raw!r}")
+    if kind is float:
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            return float(raw)
+        if isinstance(raw, str):
+            try:
+                return float(raw.strip())
+            except ValueError:
+                pass
+        raise ValueError(f"expected a number, got {raw!r}")
+    if kind is Path:
+        if not isinstance(raw, str) or not raw:
+            raise ValueError(f"expected a path, got {raw!r}")
+        return Path(raw).expanduser().resolve()
+    if kind is str:
+        if not isinstance(raw, str):
+            raise ValueError(f"expected text, got {raw!r}")
+        value = raw.strip()
+        return value.rstrip("/") if name.endswith("_url") else value
+    if origin is tuple:
+        items = raw.split(",") if isinstance(raw, str) else raw
+        if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+            raise ValueError(f"expected a comma-separated list, got {raw!r}")
+        items = [i.strip() for i in items if i.strip()]
+        return tuple(i.rstrip("/") for i in items) if name.endswith("_urls") else tuple(items)
+    raise ValueError(f"no parser for {kind!r}")
+
+
+def _check(name: str, value: Any) -> None:
+    """Ranges no type expresses: durations and sizes are positive, counts not negative."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if name.endswith(("_s", "_bytes", "_hours", "_attempts", "_max_runs", "_max_rows")) and value <= 0:
+            raise ValueError(f"must be greater than 0, got {value!r}")
+        if value < 0:
+            raise ValueError(f"must not be negative, got {value!r}")
+    if name == "log_level" and value not in _LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(sorted(_LOG_LEVELS))}, got {value!r}")
+    if name.endswith("_rate_limit") or name.startswith("otp_rate_limit"):
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f"expected a rate such as '5 per hour', got {value!r}") from None
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-    """Build the settings: defaults, ``AIMG_CONFIG_FILE`` (TOML), environment, then ``overrides``."""
+    """Build the settings in one pass: defaults, ``AIMG_CONFIG_FILE`` (TOML), the ``AIMG_*``
+    environment, then ``overrides`` (Python values, unchecked). Every value of the file and
+    of the environment is parsed and checked alike; all problems are reported at once."""
     env = os.environ if env is None else env
-    settings = Settings()
+    types = setting_types()
+    raw: dict[str, tuple[str, Any]] = {}  # name -> (where it came from, value)
+    errors: list[str] = []
     config_file = env.get("AIMG_CONFIG_FILE")
     if config_file:
         with open(config_file, "rb") as fh:
@@ -214,20 +325,52 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         if "plugins" in data:
             data["plugin_settings"] = data.pop("plugins")
         for key, value in data.items():
-            if not hasattr(settings, key):
-                raise ValueError(f"unknown setting {key!r} in {config_file}")
-            parser = _FILE_PARSERS.get(key)
-            value = parser(value) if parser else value
-            setattr(settings, key, tuple(value) if isinstance(value, list) else value)
-    for name, (attr, parser) in _ENV.items():
-        raw = env.get(name)
-        if raw is not None and raw != "":
-            try:
-                setattr(settings, attr, parser(raw))
-            except (ValueError, TypeError, KeyError) as exc:
-                raise ValueError(f"invalid {name}: {exc}") from None
+            if key not in types:
+                errors.append(f"unknown setting {key!r} in {config_file}")
+            else:
+                raw[key] = (f"{key} in {config_file}", value)
+    for name in types:
+        value = env.get(env_name(name))
+        if value is not None and value != "":
+            raw[name] = (env_name(name), value)
+    values: dict[str, Any] = {}
+    for name, (source, value) in raw.items():
+        try:
+            values[name] = _coerce(name, types[name], value)
+            if name == "log_level":
+                values[name] = values[name].upper()
+            _check(name, values[name])
+        except (ValueError, TypeError, KeyError) as exc:
+            errors.append(f"invalid {source}: {exc}")
+    if errors:
+        raise ValueError("; ".join(errors))
+    settings = Settings(**values)
     for key, value in overrides.items():
-        if not hasattr(settings, key):
+        if key not in types:
             raise ValueError(f"unknown setting {key!r}")
         setattr(settings, key, value)
     return settings
+
+
+def _default_text(name: str, value: Any) -> str:
+    if name == "data_dir":
+        return "`./.aimg-data`"
+    if name == "domains":
+        return "`localhost` (dev)"
+    if value in ("", (), {}, None):
+        return ""
+    if isinstance(value, bool):
+        return "`true`" if value else "`false`"
+    if isinstance(value, tuple):
+        return "`" + ",".join(map(str, value)) + "`"
+    return f"`{value}`"
+
+
+def settings_table() -> str:
+    """The README's configuration table, from the settings themselves."""
+    defaults = Settings()
+    rows = ["| variable | TOML key | default | meaning |", "|---|---|---|---|"]
+    for name in setting_types():
+        rows.append(f"| `{env_name(name)}` | `{name}` | {_default_text(name, getattr(defaults, name))} "
+                    f"| {DOCS.get(name, '')} |")
+    return "\n".join(rows) + "\n"

@@ -67,17 +67,3 @@ def test_equal_tiers_keep_the_longest_expiration(app, client, user):
                                                              "until": epoch_ms(now + dt.timedelta(days=days))}]))
     me = self_user(client, user)
     assert me["tierExpiration"][:10] == (now + dt.timedelta(days=50)).date().isoformat()
-
-
-def test_billing_jobs_are_scheduled_to_repeat(app):
-    from rq import Queue
-
-    import workers.billing as jobs
-
-    queue = Queue(f"billing-test-{utcnow().timestamp()}", connection=app.extensions["aimg"].redis)
-    jobs.schedule(queue)
-    ids = set(queue.job_ids)
-    assert {"billing-expire-lapsed-tiers", "billing-poll-payment-processors"} <= ids
-    job = queue.fetch_job("billing-expire-lapsed-tiers")
-    assert job.func_name == "workers.billing.expire_lapsed_tiers" and job.repeats_left
-    queue.empty()

@@ -1,18 +1,20 @@
 """Scheduled billing jobs: expire lapsed PRO tiers, poll processors without webhooks."""
 from __future__ import annotations
 
-from rq import Queue, Repeat
-
-from aimg_app.config import load_settings
+from aimg_app.config import Settings, load_settings
 from aimg_app.resources import Resources
 from aimg_app.services import memberships, subscriptions
 
-EXPIRE_EVERY_S = 60
-POLL_EVERY_S = 15 * 60
-_REPEATS = 10_000_000  # effectively forever; RQ counts them down
+QUEUE = "aimg-scheduled"  # every ``aimg worker`` listens on it after the generation queues
 
 
 _resources: Resources | None = None
+
+
+def set_resources(res: Resources) -> None:
+    """The worker process's Resources (``aimg worker`` sets it)."""
+    global _resources
+    _resources = res
 
 
 def resources() -> Resources:
@@ -35,10 +37,9 @@ def poll_payment_processors() -> dict[str, int]:
     return memberships.poll_processors(resources())
 
 
-def schedule(queue: Queue) -> None:
-    """Enqueue the billing jobs to repeat (RQ's scheduler runs them; a worker started with
-    ``with_scheduler`` hosts it)."""
-    queue.enqueue(expire_lapsed_tiers, job_id="billing-expire-lapsed-tiers",
-                  repeat=Repeat(times=_REPEATS, interval=EXPIRE_EVERY_S))
-    queue.enqueue(poll_payment_processors, job_id="billing-poll-payment-processors",
-                  repeat=Repeat(times=_REPEATS, interval=POLL_EVERY_S))
+def register(cron, settings: Settings) -> None:
+    """Register the billing jobs on RQ's cron scheduler (``aimg scheduler`` runs it)."""
+    cron.register(expire_lapsed_tiers, QUEUE, interval=settings.billing_expire_interval_s,
+                  job_timeout=300, result_ttl=600, failure_ttl=86400)
+    cron.register(poll_payment_processors, QUEUE, interval=settings.billing_poll_interval_s,
+                  job_timeout=600, result_ttl=600, failure_ttl=86400)

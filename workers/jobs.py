@@ -19,10 +19,12 @@ import socket
 import threading
 import time
 
+import redis
 from PIL import Image
 
-from aimg_app import queueing
+from aimg_app import metrics, queueing
 from aimg_app.errors import Conflict
+from aimg_app.jsonlog import request_id_var
 from aimg_app.models.file import StoredFile
 from aimg_app.models.workflow import WorkflowState
 from aimg_app.services import files as files_service
@@ -142,14 +144,23 @@ def run_workflow(state_id: str) -> str:
                   connection=res.redis)
         return "gave up"
     try:
-        outputs = _thread_loop().run_until_complete(_run(res, state, me))
+        with metrics.phase("comfyui"):  # submit included
+            outputs = _thread_loop().run_until_complete(_run(res, state, me))
         if state.executing_since is not None:
             eta.record(res, state, time.monotonic() - state.executing_since)
-        _store_outputs(res, state, me, outputs)
+        with metrics.phase("storing"):
+            _store_outputs(res, state, me, outputs)
         return "completed"
     except ComfyError as exc:
         runs.fail(state, me, exc.message, cancelled=isinstance(exc, Cancelled), connection=res.redis)
         return "failed"
+    except redis.RedisError:
+        # Redis went away mid-run (a restart, a failover): not the run's fault. The lease
+        # lapses now, so a reaper queues the run again once Redis is back, and the next
+        # worker resumes the same ComfyUI prompt.
+        runs.lapse_lease(state_id, me)
+        log.warning("Redis unavailable during a run; it will be queued again", extra={"workflowStateId": state_id})
+        return "interrupted: Redis unavailable"
     except Exception as exc:
         # RQ's own hard timeout (or anything unexpected): stop the GPU work, fail cleanly.
         current = runs.current(state_id)
@@ -190,7 +201,10 @@ async def _run(res, state: WorkflowState, me: str) -> RunOutputs:
         lines, state.deferred_log = state.deferred_log, []
         await asyncio.to_thread(runs.progress, state, me, fraction, lines, res.redis)
 
+    started = loop.time()
+
     async def on_submitted(server: str, prompt_id: str) -> None:
+        metrics.observe_phase("submit", loop.time() - started)
         await asyncio.to_thread(runs.submitted, state.id, me, server, prompt_id)
 
     async def on_waiting(waiting: bool) -> None:
@@ -227,6 +241,16 @@ async def _run(res, state: WorkflowState, me: str) -> RunOutputs:
 # --- a worker's slots ---------------------------------------------------------------------
 
 
+def _request_id_of(res, state_id: str) -> str | None:
+    """The id of the request that queued the run: every log line of the job carries it."""
+    from rq.job import Job
+
+    try:
+        return (Job.fetch(state_id, connection=res.redis).meta or {}).get("requestId")
+    except Exception:  # noqa: BLE001 - an expired job hash: the lines go without it
+        return None
+
+
 def work_slots(res, queue_names: list[str], stop: threading.Event, *, slots: int | None = None,
                burst: bool = False) -> list[threading.Thread]:
     """Run jobs of ``queue_names`` (in that order) on ``slots`` threads, so that while one
@@ -250,11 +274,13 @@ def work_slots(res, queue_names: list[str], stop: threading.Event, *, slots: int
                 if burst:
                     return
                 continue
+            token = request_id_var.set(_request_id_of(res, state_id))
             try:
                 run_workflow(state_id)
             except Exception:  # noqa: BLE001 - already failed cleanly and logged by run_workflow
                 pass
             finally:
+                request_id_var.reset(token)
                 queueing.forget(res.redis, state_id)
 
     threads = [threading.Thread(target=_slot, name=f"aimg-slot-{n}", daemon=True) for n in range(count)]
@@ -344,8 +370,12 @@ def requeue_stale_runs(res, limit: int = 100) -> list[str]:
     requeued = []
     for state in runs.stale(limit):
         if runs.requeue(state):
-            queueing.enqueue_run(res.redis, state.queue_name, state.id,
-                                 job_timeout=res.settings.generation_job_timeout_s, at_front=True)
+            token = request_id_var.set(_request_id_of(res, state.id))  # the enqueuing request's id stays
+            try:
+                queueing.enqueue_run(res.redis, state.queue_name, state.id,
+                                     job_timeout=res.settings.generation_job_timeout_s, at_front=True)
+            finally:
+                request_id_var.reset(token)
             requeued.append(state.id)
             log.warning("requeued a run whose worker died", extra={"workflowStateId": state.id})
     return requeued

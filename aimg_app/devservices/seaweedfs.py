@@ -25,7 +25,7 @@ class SeaweedService(EmbeddedService):
     stop_signal = signal.SIGINT  # SIGTERM makes it wait ~16 s
     # SIGINT still waits ~10 s for idle HTTP connections; every write is already in the
     # volume files (the OS keeps them whatever happens to the process), so don't wait longer.
-    stop_timeout = 3.0
+    stop_timeout = 1.0
 
     def prepare(self) -> None:
         # gRPC listens on port + 10000, so both must be free.

@@ -56,12 +56,16 @@ def all_queue_names(model_ids: Iterable[str], template_names: Iterable[str]) -> 
 def enqueue_run(connection: redis.Redis, name: str, workflow_state_id: str, *, job_timeout: int,
                 at_front: bool = False) -> Job:
     """Queue the run of a workflow state; the job id is the state's id (one job per run).
-    ``at_front``: a run taken back from a dead worker goes before the waiting ones."""
+    ``at_front``: a run taken back from a dead worker goes before the waiting ones. The
+    request's id goes with it: the worker logs every line of the job under it."""
+    from ..jsonlog import request_id_var
+
     try:
         return Queue(name, connection=connection).enqueue(
             JOB_FUNCTION, workflow_state_id, job_id=workflow_state_id, job_timeout=job_timeout,
             result_ttl=3600, failure_ttl=7 * 86400, at_front=at_front,
-            description=f"workflow {workflow_state_id}" + (" (requeued)" if at_front else ""))
+            description=f"workflow {workflow_state_id}" + (" (requeued)" if at_front else ""),
+            meta={"requestId": request_id_var.get()})
     except redis.RedisError:
         raise ServiceUnavailable("The generation queue is unavailable; please try again later.") from None
 

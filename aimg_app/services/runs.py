@@ -120,6 +120,12 @@ def renew(state_id: str, worker: str, lease_s: float) -> bool:
     return False
 
 
+def lapse_lease(state_id: str, worker: str) -> None:
+    """The worker cannot go on with the run (Redis away): its lease lapses now, so the reaper
+    queues it again as soon as it can, and the next worker resumes the same prompt."""
+    WorkflowState.objects(id=state_id, worker_name=worker, state="running").update_one(set__lease_until=utcnow())
+
+
 def submitted(state_id: str, worker: str, server: str, prompt_id: str) -> None:
     WorkflowState.objects(id=state_id, worker_name=worker).update_one(
         set__comfy_server=server, set__prompt_id=prompt_id, set__status_message=None,
@@ -203,6 +209,20 @@ def current(state_id: str) -> WorkflowState | None:
 def stale(limit: int = 100) -> list[WorkflowState]:
     return list(WorkflowState.objects(state="running", lease_until__lt=utcnow()).only(
         "id", "public_id", "queue_name", "lease_until").limit(limit))
+
+
+def held_by_process(process: str) -> list[WorkflowState]:
+    """The running runs whose worker is a slot of ``process`` (``host:pid``)."""
+    return list(WorkflowState.objects(state="running", worker_name__startswith=f"{process}:").only(
+        "id", "queue_name", "worker_name"))
+
+
+def hand_back(state: WorkflowState, process: str) -> bool:
+    """A stopping worker gives its run back: queued again with its lease released. Not a
+    crash, so the attempt does not count towards ``generation_max_runs``."""
+    return bool(WorkflowState.objects(id=state.id, state="running", worker_name=state.worker_name).update_one(
+        set__state="queued", set__lease_until=None, set__worker_name=None, dec__attempts=1,
+        push__log=_line("handed back by a stopping worker; queued again")))
 
 
 def requeue(state: WorkflowState) -> bool:
