@@ -42,8 +42,13 @@ def work(app, queues: list[str] | None = None, max_jobs: int | None = None) -> i
     names = queues or generation_queue_names(app)
     queues = [Queue(n, connection=resources.redis) for n in names]
     waiting = sum(q.count for q in queues)
+    from aimg_app import queueing
+
+    # a worker that the API can see alive, as a real one beats its heartbeat
+    queueing.worker_heartbeat(resources.redis, "test-worker", {"queues": names})
     SimpleWorker(queues, connection=resources.redis).work(burst=True, with_scheduler=False, max_jobs=max_jobs,
                                                           logging_level="WARNING")
+    queueing.worker_gone(resources.redis, "test-worker")
     return waiting - sum(q.count for q in queues)
 
 
@@ -55,14 +60,19 @@ class Slots:
 
         from workers import jobs
 
+        self.app = app
         self.stop_event = threading.Event()
         self.threads = jobs.work_slots(app.extensions["aimg"], queues or generation_queue_names(app), self.stop_event,
                                        slots=slots)
 
     def stop(self) -> None:
+        from aimg_app import queueing
+        from workers import jobs
+
         self.stop_event.set()
         for thread in self.threads:
             thread.join(30)
+        queueing.worker_gone(self.app.extensions["aimg"].redis, jobs.worker_name().rsplit(":", 1)[0])
 
     def __enter__(self) -> "Slots":
         return self

@@ -47,6 +47,7 @@ def test_a_generation_queued_with_no_worker_says_so(app, client, user):
     from tests.generation_support import clear_generation_queues
 
     clear_generation_queues(app)
+    app.extensions["aimg"].redis.delete("aimg:workers")  # no worker of an earlier test counts
     queued = client.post("/generateImage", json={"prompt": "a red fox"}, headers=user["headers"]).get_json()["payload"]
     assert queued["status"] == "queued" and "no generation worker" in queued["statusMessage"]
     status = client.get("/getItemStatus", query_string={"imageID": queued["imageID"]},

@@ -160,3 +160,15 @@ def test_a_bad_digest_is_refused(client):
     assert_error(client.get(f"/webhooks/epoch?{urlencode(params)}"), 400)
     assert_error(client.get(f"/webhooks/epoch?{urlencode({**params, 'epoch_digest': 'x' * 32})}"), 400)
     assert self_user(client, user)["tier"] == 0
+
+
+def test_a_postback_recut_around_a_free_text_field_is_refused(client):
+    """A buyer who saw the signed postback of a basic sale re-cuts it: a field of their own
+    making, or free text holding a field's name, is refused, and the tier stays."""
+    user = sign_up(client)
+    base = {"ans": "Y", "trans_type": "I", "member_id": f"m-{user['user_id'][:8]}", "transaction_id": uuid.uuid4().hex,
+            "x_userid": user["user_id"], "pi_code": "PI123"}
+    assert_error(postback(client, {**base, "q": "anything"}), 400)  # a field Epoch never sends
+    assert_error(postback(client, {**base, "name": "Eve pi_codePI999"}), 400)  # text holding a field's name
+    assert_error(postback(client, {**base, "email": "eve@evil_example.com"}), 400)  # not an email
+    assert self_user(client, user)["tier"] == 0

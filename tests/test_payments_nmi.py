@@ -84,3 +84,15 @@ def test_a_notification_forged_from_a_card_page_link_is_refused(client, fake):
     resigned = fake.webhook_signature(stripped, nonce)
     assert_error(client.post("/webhooks/nmi", data=stripped, headers={"Webhook-Signature": resigned}), 400, "malformed")
     assert self_user(client, user)["tier"] == 0
+
+
+def test_a_renewal_that_names_no_next_charge_pays_one_period_not_for_ever(client, fake):
+    user = sign_up(client)
+    assert_ok(client.post("/processCardSubscription", json=CARD, headers=user["headers"]))
+    sub_id = self_user(client, user)["subscriptions"][0]["transactionID"]
+    body, headers = fake.webhook("transaction.sale.success", {"transaction_id": f"t-{sub_id}",
+                                                              "subscription_id": sub_id})
+    assert_ok(client.post("/webhooks/nmi", data=body, headers=headers))
+    me = self_user(client, user)
+    assert me["tier"] == 1 and me.get("tierExpiration"), me
+    assert me["tierExpiration"][:10] <= (dt.date.today() + dt.timedelta(days=62)).isoformat()

@@ -25,6 +25,7 @@ from PIL import Image
 from aimg_app import metrics, queueing
 from aimg_app.errors import Conflict
 from aimg_app.jsonlog import request_id_var
+from aimg_app.models.base import utcnow
 from aimg_app.models.file import StoredFile
 from aimg_app.models.workflow import WorkflowState
 from aimg_app.services import files as files_service
@@ -125,8 +126,21 @@ def _thread_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
+_job = threading.local()  # the queue of the run this thread is on, for the jobs metric
+
+
 def run_workflow(state_id: str) -> str:
     """Run one WorkflowState on ComfyUI and complete (or fail) its Items."""
+    _job.queue, outcome = "unknown", "error"
+    try:
+        result = _run_workflow(state_id)
+        outcome = result.split(":")[0].split()[0]
+        return result
+    finally:
+        metrics.JOBS.labels(_job.queue, outcome).inc()
+
+
+def _run_workflow(state_id: str) -> str:
     res = resources()
     settings = res.settings
     me = worker_name()
@@ -134,6 +148,9 @@ def run_workflow(state_id: str) -> str:
     state = runs.claim(state_id, me, settings.generation_lease_s)
     if state is None:
         return "skipped: not queued, or another worker holds it"
+    _job.queue = state.queue_name or "unknown"
+    if state.attempts == 1 and state.created_date is not None:  # first pick-up: the wait since it was queued
+        metrics.observe_phase("queue_wait", (utcnow() - state.created_date).total_seconds())
     state.deferred_log = []  # log lines written with the run's next write
     state.executing_since = None  # when ComfyUI began executing it (this attempt)
     if state.cancel_requested:
@@ -262,8 +279,21 @@ def work_slots(res, queue_names: list[str], stop: threading.Event, *, slots: int
     ensure_cancel_listener(res.redis)
     count = max(1, slots if slots is not None else 1 + res.settings.generation_prefetch)
 
+    process = worker_name().rsplit(":", 1)[0]
+    beat = {"at": 0.0}
+
+    def _heartbeat() -> None:
+        # What the API reads as "a worker is alive"; at most every few seconds per process.
+        now = time.monotonic()
+        if now - beat["at"] >= 5.0:
+            beat["at"] = now
+            with contextlib.suppress(redis.RedisError):
+                queueing.worker_heartbeat(res.redis, process, {"queues": queue_names,
+                                                                "comfyui": list(res.settings.comfyui_urls)})
+
     def _slot():
         while not stop.is_set():
+            _heartbeat()
             try:
                 state_id = queueing.take_next(res.redis, queue_names, timeout_s=0.2 if burst else 1.0)
             except Exception:  # noqa: BLE001 - Redis hiccup: look again shortly

@@ -37,17 +37,13 @@ def generation_queues(resources: Resources, models: list[str] | None = None) -> 
     return queueing.all_queue_names(model_ids, template_ids)
 
 
-def start_reaper(resources: Resources, stop: threading.Event, name: str, info: dict) -> threading.Thread:
-    """A thread that beats this worker's heartbeat (what the API and the admin pages read as
-    "alive") and requeues runs whose worker died, one reaper at a time per deployment."""
+def start_reaper(resources: Resources, stop: threading.Event, name: str) -> threading.Thread:
+    """A thread that requeues runs whose worker died, one reaper at a time per deployment,
+    and takes this worker off the list of live ones when it stops (the slots beat)."""
     interval = max(0.5, min(10.0, resources.settings.generation_lease_s / 3))
 
     def _loop():
         while True:
-            try:
-                queueing.worker_heartbeat(resources.redis, name, info)
-            except redis.RedisError:
-                log.warning("worker heartbeat failed")
             if stop.wait(interval):
                 queueing.worker_gone(resources.redis, name)
                 return
@@ -131,7 +127,7 @@ def run_worker(settings: Settings, queues: list[str] | None = None, burst: bool 
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    reaper = start_reaper(resources, stop, process, {"queues": names, "comfyui": list(settings.comfyui_urls)})
+    reaper = start_reaper(resources, stop, process)
     scheduled = start_scheduled_jobs(resources, stop)
     jobs.requeue_stale_runs(resources)
     log.info("worker listening", extra={"queues": names, "comfyui": list(settings.comfyui_urls)})

@@ -87,6 +87,15 @@ def _find_or_create(domain: str, processor: str, event: SubscriptionEvent, env: 
 # --- applying events ----------------------------------------------------------------------
 
 
+def _end_of_period(sub: Subscription, paid_at: dt.datetime) -> dt.datetime | None:
+    """A payment whose event names no end pays for one period of the price bought: never
+    for ever by omission (None for a lifetime price, or a price we cannot read)."""
+    from ..plugin_api.payments import PERIOD_DAYS
+
+    days = PERIOD_DAYS.get((sub.price or {}).get("period") or "")
+    return paid_at + dt.timedelta(days=days) if days else None
+
+
 def apply_event(domain: str, processor: str, event: SubscriptionEvent, env: str | None = None) -> Subscription:
     """Apply one event (idempotent, order-independent); recompute the user's tier."""
     sub = _find_or_create(domain, processor, event, env)
@@ -94,10 +103,11 @@ def apply_event(domain: str, processor: str, event: SubscriptionEvent, env: str 
     update: dict = {"inc__rev": 1, "set__updated_date": utcnow()}
     if event.kind in (STARTED, RENEWED):
         update["max__last_paid_at"] = at
-        if event.period_end is None:
-            update["set__lifetime"] = True
-        else:
-            update["max__paid_until"] = _naive(event.period_end)
+        period_end = _naive(event.period_end) if event.period_end is not None else _end_of_period(sub, at)
+        if period_end is not None:
+            update["max__paid_until"] = period_end
+        elif (sub.price or {}).get("period") == "lifetime":
+            update["set__lifetime"] = True  # no end only for what was sold without one
         update["max__renew_at" if event.renews else "max__no_renew_at"] = at
     elif event.kind == CANCELLED:
         update["max__no_renew_at"] = at

@@ -16,6 +16,7 @@ from urllib.parse import quote, unquote
 import requests
 
 from aimg_app.plugin_api import (
+    MalformedWebhook,
     CANCELLED,
     STARTED,
     PaymentError,
@@ -30,7 +31,12 @@ MAX_PAGES = 500
 
 
 def _ts(value) -> dt.datetime | None:
-    return dt.datetime.fromtimestamp(int(value), dt.UTC).replace(tzinfo=None) if value else None
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromtimestamp(int(value), dt.UTC).replace(tzinfo=None)
+    except (OverflowError, OSError, ValueError):  # a time no calendar holds: the payload is wrong
+        raise MalformedWebhook(f"timestamp out of range: {str(value)[:30]}") from None
 
 
 def access_token(cookies) -> str | None:

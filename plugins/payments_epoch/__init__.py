@@ -47,6 +47,39 @@ from aimg_app.plugin_api import (
 
 TRANS_TYPES = ("I", "R", "C", "X", "CR", "CB")
 _HEX_MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
+# Epoch's digest covers names and values run together, so a signed set can be re-cut at
+# other boundaries. A re-cut that creates a field needs that field's name inside a value.
+# So only Epoch's own postback fields (and the two we pass through) are accepted, no value
+# may contain the name of a field that decides a grant, and the few fields sorting before
+# "ans" and "email" have exact shapes (an email's domain holds no "_", digits swallow no name).
+POSTBACK_FIELDS = frozenset({
+    "ans", "amount", "country", "currency", "email", "epoch_digest", "ipaddress", "localamount", "localcurrency",
+    "member_id", "name", "next_rebill", "order_id", "payment_type", "pi_code", "postalcode", "prepaid", "reseller",
+    "session_id", "site", "submerchant_id", "trans_amount", "trans_currency", "trans_datetime", "trans_type",
+    "transaction_id", "username", "zip", "x_userid", "x_productid",
+})
+_DECIDING = ("member_id", "transaction_id", "trans_type", "trans_datetime", "pi_code", "next_rebill", "order_id",
+             "x_userid", "x_productid")
+_SHAPES = {
+    "amount": re.compile(r"^[0-9.]{0,20}$"),
+    "country": re.compile(r"^[A-Za-z]{0,3}$"),
+    "currency": re.compile(r"^[A-Za-z]{0,3}$"),
+    "email": re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"),
+    "x_userid": re.compile(r"^[A-Za-z0-9-]{1,64}$"),
+}
+
+
+def _check_fields(params: dict) -> None:
+    unknown = sorted(set(params) - POSTBACK_FIELDS)
+    if unknown:
+        raise MalformedWebhook(f"not an Epoch postback field: {unknown[0][:40]!r}")
+    for name, shape in _SHAPES.items():
+        if name in params and not shape.match(params[name]):
+            raise MalformedWebhook(f"{name} is not in Epoch's format")
+    for name, value in params.items():
+        if name != "epoch_digest" and any(field in value for field in _DECIDING):
+            raise MalformedWebhook(f"{name} holds the name of another field")
 
 
 def epoch_digest(key: str, params: dict) -> str:
@@ -89,6 +122,7 @@ class EpochProcessor(PaymentProcessor):
         if not key or not _HEX_MD5.match(given) or not hmac.compare_digest(
                 given.lower().encode(), epoch_digest(key, params).encode()):
             raise InvalidSignature("bad epoch_digest")
+        _check_fields(params)
         [trans_type, member, transaction] = required(params, "trans_type", "member_id", "transaction_id")
         one_of(trans_type, TRANS_TYPES, "trans_type")
         at = _time(params.get("trans_datetime"), request.received_at)

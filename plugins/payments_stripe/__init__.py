@@ -25,6 +25,7 @@ from aimg_app.plugin_api import (
     RENEWED,
     STARTED,
     InvalidSignature,
+    MalformedWebhook,
     PaymentError,
     PaymentProcessor,
     SubscriptionEvent,
@@ -39,7 +40,12 @@ _ZERO_DECIMAL = {"JPY"}
 
 
 def _ts(value) -> dt.datetime | None:
-    return dt.datetime.fromtimestamp(int(value), dt.UTC).replace(tzinfo=None) if value else None
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromtimestamp(int(value), dt.UTC).replace(tzinfo=None)
+    except (OverflowError, OSError, ValueError):  # a time no calendar holds: the payload is wrong
+        raise MalformedWebhook(f"timestamp out of range: {str(value)[:30]}") from None
 
 
 class StripeProcessor(PaymentProcessor):
