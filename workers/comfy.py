@@ -452,6 +452,10 @@ class ComfyRun:
                     await self._interrupt(client, prompt_id, executing)
                     raise TimedOut(f"Generation timed out after {self.timeout_s:g} s and was stopped.")
                 if self.cancel.is_set():
+                    if getattr(self, "abandoned", False):
+                        # The run is no longer ours (handed back, or taken over): the prompt goes
+                        # on for the worker that holds the run now.
+                        raise Cancelled("The run was handed to another worker.")
                     await self._interrupt(client, prompt_id, executing)
                     raise Cancelled("Cancelled.")
                 if receiving is None:

@@ -135,6 +135,7 @@ def run_workflow(state_id: str) -> str:
     try:
         result = _run_workflow(state_id)
         outcome = result.split(":")[0].split()[0]
+        log.info("Job OK (%s): %s", state_id, result, extra={"workflowStateId": state_id})
         return result
     finally:
         metrics.JOBS.labels(_job.queue, outcome).inc()
@@ -149,6 +150,7 @@ def _run_workflow(state_id: str) -> str:
     if state is None:
         return "skipped: not queued, or another worker holds it"
     _job.queue = state.queue_name or "unknown"
+    log.info("picked up the run (attempt %s)", state.attempts, extra={"workflowStateId": state_id})
     if state.attempts == 1 and state.created_date is not None:  # first pick-up: the wait since it was queued
         metrics.observe_phase("queue_wait", (utcnow() - state.created_date).total_seconds())
     state.deferred_log = []  # log lines written with the run's next write
@@ -234,7 +236,9 @@ async def _run(res, state: WorkflowState, me: str) -> RunOutputs:
         while True:
             await asyncio.sleep(every)
             if not await asyncio.to_thread(runs.renew, state.id, me, settings.generation_lease_s):
-                cancel.set()  # cancelled, or no longer ours: stop either way
+                if not await asyncio.to_thread(runs.cancel_requested, state.id):
+                    run.abandoned = True  # no longer ours: stop following, leave the prompt running
+                cancel.set()
 
     uploads = []
     for upload in state.uploads:
@@ -304,6 +308,12 @@ def work_slots(res, queue_names: list[str], stop: threading.Event, *, slots: int
                 if burst:
                     return
                 continue
+            if stop.is_set():  # popped while stopping: back to the front, for another worker
+                state = runs.current(state_id)
+                if state is not None:
+                    queueing.enqueue_run(res.redis, state.queue_name, state_id,
+                                         job_timeout=res.settings.generation_job_timeout_s, at_front=True)
+                return
             token = request_id_var.set(_request_id_of(res, state_id))
             try:
                 run_workflow(state_id)

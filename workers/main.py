@@ -19,10 +19,11 @@ import threading
 
 import redis
 from rq import Queue, SimpleWorker
+from rq.timeouts import TimerDeathPenalty
 
 from aimg_app import metrics, queueing
 from aimg_app.config import Settings
-from aimg_app.jsonlog import configure_logging
+from aimg_app.jsonlog import configure_logging, request_id_var
 from aimg_app.resources import Resources
 
 from . import billing, jobs
@@ -60,7 +61,10 @@ def start_reaper(resources: Resources, stop: threading.Event, name: str) -> thre
 
 class _ScheduledJobs(SimpleWorker):
     """RQ's SimpleWorker for the scheduled jobs, in a thread beside the generation slots: the
-    process's own signal handler stops everything, so this one installs none."""
+    process's own signal handler stops everything, so this one installs none, and a job's
+    time limit is kept by a timer thread (SIGALRM belongs to the main thread)."""
+
+    death_penalty_class = TimerDeathPenalty
 
     def _install_signal_handlers(self):
         pass
@@ -93,11 +97,15 @@ def hand_back(resources: Resources, process: str) -> list[str]:
 
     handed = []
     for state in runs.held_by_process(process):
-        if runs.hand_back(state, process):
-            queueing.enqueue_run(resources.redis, state.queue_name, state.id,
-                                 job_timeout=resources.settings.generation_job_timeout_s, at_front=True)
-            handed.append(state.id)
-            log.info("handed the run back on shutdown", extra={"workflowStateId": state.id})
+        token = request_id_var.set(jobs._request_id_of(resources, state.id))  # the run's own request id
+        try:
+            if runs.hand_back(state, process):
+                queueing.enqueue_run(resources.redis, state.queue_name, state.id,
+                                     job_timeout=resources.settings.generation_job_timeout_s, at_front=True)
+                handed.append(state.id)
+                log.info("handed the run back on shutdown", extra={"workflowStateId": state.id})
+        finally:
+            request_id_var.reset(token)
     return handed
 
 
@@ -109,14 +117,17 @@ def run_worker(settings: Settings, queues: list[str] | None = None, burst: bool 
     configure_logging(settings.log_level)
     if comfyui:
         settings.comfyui_urls = tuple(u.rstrip("/") for u in comfyui)
-    if not settings.comfyui_urls:
-        log.error("no ComfyUI server configured (AIMG_COMFYUI_URLS or --comfyui): jobs wait in their queues")
-        return 2
     resources = Resources(settings)
     resources.connect_mongo()
     jobs.set_resources(resources)
     billing.set_resources(resources)
-    names = queueing.listen_order(queues) if queues else generation_queues(resources, models)
+    listed = queueing.listen_order(queues) if queues else generation_queues(resources, models)
+    names = [name for name in listed if name != billing.QUEUE]  # generation queues, for the slots
+    scheduled_jobs = not queues or billing.QUEUE in queues
+    if names and not settings.comfyui_urls:
+        log.error("no ComfyUI server configured (AIMG_COMFYUI_URLS or --comfyui): jobs wait in their queues")
+        resources.close()
+        return 2
     if metrics_port:
         metrics.serve(resources, metrics_port)
     stop = threading.Event()
@@ -128,12 +139,12 @@ def run_worker(settings: Settings, queues: list[str] | None = None, burst: bool 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     reaper = start_reaper(resources, stop, process)
-    scheduled = start_scheduled_jobs(resources, stop)
+    scheduled = start_scheduled_jobs(resources, stop) if scheduled_jobs else reaper
     jobs.requeue_stale_runs(resources)
-    log.info("worker listening", extra={"queues": names, "comfyui": list(settings.comfyui_urls)})
-    slots = jobs.work_slots(resources, names, stop, burst=burst)
+    log.info("worker listening", extra={"queues": listed, "comfyui": list(settings.comfyui_urls)})
+    slots = jobs.work_slots(resources, names, stop, burst=burst) if names else []
     try:
-        while any(slot.is_alive() for slot in slots) and not stop.is_set():
+        while (not slots or any(slot.is_alive() for slot in slots)) and not stop.is_set():
             stop.wait(0.2)
     finally:
         stop.set()

@@ -60,12 +60,16 @@ def enqueue_run(connection: redis.Redis, name: str, workflow_state_id: str, *, j
     request's id goes with it: the worker logs every line of the job under it."""
     from ..jsonlog import request_id_var
 
+    request_id = request_id_var.get()
+    if request_id is None and at_front:  # queued again: the id of the request that first queued it stays
+        with contextlib.suppress(Exception):
+            request_id = (Job.fetch(workflow_state_id, connection=connection).meta or {}).get("requestId")
     try:
         return Queue(name, connection=connection).enqueue(
             JOB_FUNCTION, workflow_state_id, job_id=workflow_state_id, job_timeout=job_timeout,
             result_ttl=3600, failure_ttl=7 * 86400, at_front=at_front,
             description=f"workflow {workflow_state_id}" + (" (requeued)" if at_front else ""),
-            meta={"requestId": request_id_var.get()})
+            meta={"requestId": request_id})
     except redis.RedisError:
         raise ServiceUnavailable("The generation queue is unavailable; please try again later.") from None
 
