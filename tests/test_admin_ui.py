@@ -211,3 +211,21 @@ def test_a_tier_given_and_taken_back_and_the_abuse_level(app, client, user):
         actions = [a.action for a in AdminAction.objects(target_id=user["user_id"]).order_by("created_date")]
     assert actions == ["user.tier.grant", "user.tier.revoke", "user.abuse"]
     assert client.post("/admin/users/no-such-user/abuse", data={"abuse": "1", "csrf_token": token}).status_code == 404
+
+
+def test_a_cookie_copied_before_sign_out_is_worth_nothing_after(app, client):
+    signed_in(client)
+    copied = client.get_cookie(COOKIE_NAME, path="/admin").value
+    page = client.get("/admin/approval")
+    assert page.status_code == 200
+    client.post("/admin/sign-out", data={"csrf_token": csrf_of(page)})
+    thief = app.test_client()
+    thief.set_cookie(COOKIE_NAME, copied, path="/admin", domain="localhost")
+    assert thief.get("/admin/users").status_code == 302
+
+
+def test_a_next_with_control_characters_lands_on_the_approval_page(client):
+    token = csrf_of(client.get("/admin/sign-in"))
+    response = client.post("/admin/sign-in?next=/admin/reports?x=%0d%0aSet-Cookie:a=b",
+                           data={"key": ADMIN_KEY, "csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/admin/approval")

@@ -1,12 +1,16 @@
 """Who is signed in to the Admin UI.
 
 The session holds the admin's name, an HMAC of their key (so removing or rotating a key in
-``AIMG_ADMIN_KEYS`` ends the sessions it opened) and an absolute expiry; never the key.
+``AIMG_ADMIN_KEYS`` ends the sessions it opened), an absolute expiry and a random id; never
+the key. Signing out records that id in Redis until the session would have expired, so a
+copy of the cookie is worth nothing after the sign-out (a Redis that cannot answer signs
+everyone out: it fails closed).
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import time
 
 from flask import current_app, session
@@ -41,9 +45,17 @@ def sign_in(name: str) -> None:
     session["admin"] = name
     session["kc"] = _key_check(_settings().admin_keys[name])
     session["exp"] = int(time.time() + SESSION_LIFETIME.total_seconds())
+    session["sid"] = secrets.token_urlsafe(18)
+
+
+def _signed_out_key(sid: str) -> str:
+    return f"aimg:admin:signed-out:{sid}"
 
 
 def sign_out() -> None:
+    sid, exp = session.get("sid"), session.get("exp")
+    if isinstance(sid, str) and isinstance(exp, int) and exp > time.time():
+        current_app.extensions["aimg"].redis.set(_signed_out_key(sid), "1", ex=max(1, int(exp - time.time()) + 1))
     session.clear()
 
 
@@ -53,5 +65,15 @@ def current_admin() -> str | None:
         return None
     key = _settings().admin_keys.get(name)
     if key is None or not hmac.compare_digest(str(session.get("kc", "")), _key_check(key)):
+        return None
+    sid = session.get("sid")
+    if not isinstance(sid, str):
+        return None
+    import redis
+
+    try:
+        if current_app.extensions["aimg"].redis.exists(_signed_out_key(sid)):
+            return None
+    except redis.RedisError:
         return None
     return name

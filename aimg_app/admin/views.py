@@ -166,7 +166,8 @@ def sign_in():
         auth.sign_in(name)
         audit.record(_domain(), name, "admin.signIn", "admin", name)
         target = request.args.get("next", "")
-        ok = target.startswith(URL_PREFIX + "/") and "//" not in target and "\\" not in target
+        ok = (target.startswith(URL_PREFIX + "/") and "//" not in target and "\\" not in target
+              and not any(ord(c) < 32 or ord(c) == 127 for c in target))
         return redirect(target if ok else url_for("admin.approval"))
     if auth.current_admin():
         return redirect(url_for("admin.approval"))
