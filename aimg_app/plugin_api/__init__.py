@@ -43,6 +43,7 @@ from .payments import (  # noqa: E402
     SubscriptionRef,
     WebhookRequest,
     WebhookResult,
+    epoch_seconds,
     one_of,
     required,
 )

@@ -62,6 +62,17 @@ def one_of(value: Any, allowed, name: str) -> Any:
     return value
 
 
+def epoch_seconds(value: Any) -> dt.datetime | None:
+    """A vendor's Unix timestamp as naive UTC (what the core stores); None when absent;
+    ``MalformedWebhook`` for a time no calendar holds (``1e20``)."""
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromtimestamp(int(value), dt.UTC).replace(tzinfo=None)
+    except (OverflowError, OSError, ValueError):
+        raise MalformedWebhook(f"timestamp out of range: {str(value)[:30]}") from None
+
+
 @dataclass(frozen=True)
 class PlanPrice:
     """One price of a billing plan, as a processor sees it. ``product_id`` names it everywhere

@@ -16,27 +16,18 @@ from urllib.parse import quote, unquote
 import requests
 
 from aimg_app.plugin_api import (
-    MalformedWebhook,
     CANCELLED,
     STARTED,
     PaymentError,
     PaymentProcessor,
     SubscriptionEvent,
+    epoch_seconds,
     hookimpl,
 )
 
 TIMEOUT_S = 20
 PAGE = 100
 MAX_PAGES = 500
-
-
-def _ts(value) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        return dt.datetime.fromtimestamp(int(value), dt.UTC).replace(tzinfo=None)
-    except (OverflowError, OSError, ValueError):  # a time no calendar holds: the payload is wrong
-        raise MalformedWebhook(f"timestamp out of range: {str(value)[:30]}") from None
 
 
 def access_token(cookies) -> str | None:
@@ -96,8 +87,8 @@ class BoostyProcessor(PaymentProcessor):
                     continue
                 common = {"subscription_id": f"{blog}:{subscriber['id']}", "email": subscriber["email"],
                           "product_id": product, "payer_id": str(subscriber["id"]), "occurred_at": now}
-                until = _ts(subscriber.get("nextPayTime")) or (
-                    _ts(subscriber.get("onTime")) + dt.timedelta(days=30) if subscriber.get("onTime") else None)
+                until = epoch_seconds(subscriber.get("nextPayTime")) or (
+                    epoch_seconds(subscriber.get("onTime")) + dt.timedelta(days=30) if subscriber.get("onTime") else None)
                 if subscriber.get("subscribed"):
                     events.append(SubscriptionEvent(kind=STARTED, period_end=until, **common))
                 else:

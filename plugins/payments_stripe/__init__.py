@@ -13,7 +13,6 @@ Webhook endpoint: ``/webhooks/stripe``, events ``invoice.paid``, ``checkout.sess
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 import stripe
@@ -25,11 +24,11 @@ from aimg_app.plugin_api import (
     RENEWED,
     STARTED,
     InvalidSignature,
-    MalformedWebhook,
     PaymentError,
     PaymentProcessor,
     SubscriptionEvent,
     WebhookResult,
+    epoch_seconds,
     hookimpl,
     one_of,
     required,
@@ -37,15 +36,6 @@ from aimg_app.plugin_api import (
 
 _INTERVALS = {"daily": "day", "monthly": "month", "yearly": "year"}
 _ZERO_DECIMAL = {"JPY"}
-
-
-def _ts(value) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        return dt.datetime.fromtimestamp(int(value), dt.UTC).replace(tzinfo=None)
-    except (OverflowError, OSError, ValueError):  # a time no calendar holds: the payload is wrong
-        raise MalformedWebhook(f"timestamp out of range: {str(value)[:30]}") from None
 
 
 class StripeProcessor(PaymentProcessor):
@@ -110,7 +100,7 @@ class StripeProcessor(PaymentProcessor):
         return WebhookResult(event_id=event["id"], event_type=event["type"], events=self._events(event))
 
     def _events(self, event) -> list[SubscriptionEvent]:
-        kind, obj, at = event["type"], event["data"]["object"], _ts(event["created"])
+        kind, obj, at = event["type"], event["data"]["object"], epoch_seconds(event["created"])
         if kind == "invoice.paid":
             one_of(obj.get("status"), ("paid",), "invoice status")
             parent = (obj.get("parent") or {}).get("subscription_details") or {}
@@ -123,7 +113,7 @@ class StripeProcessor(PaymentProcessor):
             return [SubscriptionEvent(
                 kind=STARTED if obj.get("billing_reason") == "subscription_create" else RENEWED,
                 subscription_id=sub_id, occurred_at=at, user_id=meta.get("userId"), email=obj.get("customer_email"),
-                product_id=meta.get("productId"), period_end=_ts(period_end), payer_id=obj.get("customer"),
+                product_id=meta.get("productId"), period_end=epoch_seconds(period_end), payer_id=obj.get("customer"),
                 payment_id=obj.get("payment_intent") or obj["id"], amount=(obj.get("amount_paid") or 0) / factor,
                 currency=(obj.get("currency") or "").upper() or None)]
         if kind in ("checkout.session.completed", "checkout.session.async_payment_succeeded") \
@@ -144,7 +134,7 @@ class StripeProcessor(PaymentProcessor):
             if obj.get("cancel_at_period_end") or obj.get("cancel_at"):
                 return [SubscriptionEvent(kind=CANCELLED, subscription_id=obj["id"], occurred_at=at,
                                           user_id=meta.get("userId"), product_id=meta.get("productId"),
-                                          period_end=_ts(period_end))]
+                                          period_end=epoch_seconds(period_end))]
             return []
         if kind == "customer.subscription.deleted":
             return [SubscriptionEvent(kind=EXPIRED, subscription_id=obj["id"], occurred_at=at)]
