@@ -31,9 +31,9 @@ def client_key() -> str:
     return str(address)
 
 
-def existing_session_key() -> str | None:
-    """``session:<canonical uuid>`` when the X-Session-ID names a session we already hold,
-    else None (a fresh id is free to mint, so it keys nothing)."""
+def _existing_session() -> tuple[str, str | None] | None:
+    """(canonical id, user id) of the session the X-Session-ID names, when we hold it; None
+    for a fresh or malformed id (a fresh id is free to mint, so it keys nothing)."""
     from .models import Session
 
     raw = (request.headers.get("X-Session-ID") or "").strip()
@@ -41,20 +41,17 @@ def existing_session_key() -> str | None:
         sid = str(uuid.UUID(raw))
     except ValueError:
         return None
-    if Session.objects(id=sid).only("id").first() is None:
-        return None
-    return f"session:{sid}"
+    found = Session.objects(id=sid).only("id", "user_id").first()
+    return (sid, found.user_id) if found is not None else None
 
 
 def user_or_session_or_client_key() -> str:
     """The signed-in user, else an existing session, else the client address."""
-    from .models import Session
-
-    session_key = existing_session_key()
-    if session_key is not None:
-        user_id = Session.objects(id=session_key.split(":", 1)[1]).scalar("user_id").first()
-        return f"user:{user_id}" if user_id else session_key
-    return f"ip:{client_key()}"
+    session = _existing_session()
+    if session is None:
+        return f"ip:{client_key()}"
+    sid, user_id = session
+    return f"user:{user_id}" if user_id else f"session:{sid}"
 
 
 limiter = Limiter(key_func=client_key, headers_enabled=True, swallow_errors=False)
