@@ -1,4 +1,4 @@
-"""The fake ComfyUI speaks ComfyUI's protocol (as observed on a real 0.3.64 server), through
+"""The fake ComfyUI speaks ComfyUI's protocol (as observed on real 0.3.64 and 0.8.0 servers), through
 the same comfy-api-client calls the workers use."""
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_a_run_sends_comfyuis_messages_in_order_and_serves_pngs(fake):
                 assert first == {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}},
                                                             "sid": client.client_id}}
                 prompt = await client.submit_workflow(GRAPH, return_future=False)
-                assert prompt.node_errors == {} and prompt.number >= 1
+                assert prompt.node_errors == {} and prompt.number >= 0
                 kinds = []
                 while True:
                     message = json.loads(await ws.recv())
@@ -102,7 +102,14 @@ def test_other_endpoints(fake):
     Image.new("RGB", (10, 10)).save(buf, format="PNG")
     uploaded = httpx.post(f"{fake.url}/upload/image", files={"image": ("in.png", buf.getvalue(), "image/png")}).json()
     assert uploaded == {"name": "in.png", "subfolder": "", "type": "input"}
-    assert httpx.post(f"{fake.url}/upload/image", files={"image": ("x.png", b"not png", "image/png")}).status_code == 400
+    # ComfyUI stores any upload; only LoadImage fails on it (test_an_unreadable_upload_fails_in_load_image).
+    assert httpx.post(f"{fake.url}/upload/image", files={"image": ("x.png", b"not png", "image/png")}).json() == {
+        "name": "x.png", "subfolder": "", "type": "input"}
+    assert httpx.get(f"{fake.url}/prompt").json() == {"exec_info": {"queue_remaining": 0}}
+    one = httpx.get(f"{fake.url}/object_info/EmptyImage").json()
+    assert list(one) == ["EmptyImage"] and one["EmptyImage"]["output"] == ["IMAGE"]
+    unknown = httpx.get(f"{fake.url}/object_info/NoSuchNode")
+    assert unknown.status_code == 200 and unknown.json() == {}
 
 
 def test_injected_execution_error_and_interrupt(fake):
@@ -182,3 +189,48 @@ def test_post_queue_reads_only_delete_and_clear(fake):
         time.sleep(0.01)
     assert fake.history[first]["status"]["status_str"] == "error"
     assert all(httpx.get(f"{fake.url}/history/{pid}").json() == {} for pid in queued)  # deleted: never ran
+
+
+async def _messages_until_done(port: int, client_id: str, post) -> tuple[str, list[dict]]:
+    """Post with ``post()`` while listening; the messages up to the closing ``executing`` null."""
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws?clientId={client_id}") as ws:
+        await ws.recv()  # the greeting status
+        prompt_id = post()
+        messages = []
+        while True:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            messages.append(message)
+            if message["type"] == "executing" and message["data"]["node"] is None \
+                    and message["data"]["prompt_id"] == prompt_id:
+                return prompt_id, messages
+
+
+def test_every_prompt_ends_with_status_then_executing_null(fake):
+    """Interrupted or failed, like successful: status, then ``{"node": null, "prompt_id"}`` last."""
+    def post():
+        return httpx.post(f"{fake.url}/prompt", json={"prompt": GRAPH, "client_id": "end"}).json()["prompt_id"]
+
+    fake.inject("execution_error")
+    for outcome in ("execution_error", "execution_success"):
+        pid, messages = _run(_messages_until_done(fake.port, "end", post))
+        kinds = [m["type"] for m in messages]
+        assert outcome in kinds
+        assert kinds[-2:] == ["status", "executing"], kinds
+        assert messages[-1]["data"] == {"node": None, "prompt_id": pid}
+    entry = httpx.get(f"{fake.url}/history/{pid}").json()[pid]
+    assert entry["prompt"][0] >= 0 and isinstance(entry["prompt"][3]["create_time"], int)
+    assert entry["meta"] == {"2": {"node_id": "2", "display_node": "2", "parent_node": None, "real_node_id": "2"}}
+
+
+def test_an_unreadable_upload_fails_in_load_image(fake):
+    httpx.post(f"{fake.url}/upload/image", files={"image": ("junk.png", b"not an image", "image/png")})
+    graph = {"1": {"class_type": "LoadImage", "inputs": {"image": "junk.png"}},
+             "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
+
+    def post():
+        return httpx.post(f"{fake.url}/prompt", json={"prompt": graph, "client_id": "junk"}).json()["prompt_id"]
+
+    pid, messages = _run(_messages_until_done(fake.port, "junk", post))
+    (error,) = [m["data"] for m in messages if m["type"] == "execution_error"]
+    assert error["node_type"] == "LoadImage" and error["exception_type"] == "PIL.UnidentifiedImageError"
+    assert httpx.get(f"{fake.url}/history/{pid}").json()[pid]["status"]["status_str"] == "error"

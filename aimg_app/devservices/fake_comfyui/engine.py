@@ -265,7 +265,11 @@ class Engine:
                 self.stats.runs.append((started, time.monotonic()))
                 self.stats.finished_at[prompt.prompt_id] = time.time()
                 self.stats.executed += 1
-                await self._broadcast_status()
+            # After every prompt, whatever its end (success, error, interrupt), ComfyUI sends the
+            # queue status, then ``executing`` with node null (no display_node).
+            await self._broadcast_status()
+            await self._send("executing", {"node": None, "prompt_id": prompt.prompt_id},
+                             prompt.extra_data.get("client_id"))
 
     async def _execute(self, prompt: _Prompt) -> None:
         client_id = prompt.extra_data.get("client_id")
@@ -328,10 +332,9 @@ class Engine:
             return
         await emit("execution_success", {"prompt_id": pid, "timestamp": _ms()}, record=True)
         entry["status"].update(status_str="success", completed=True)
+        entry["meta"] = {nid: {"node_id": nid, "display_node": nid, "parent_node": None, "real_node_id": nid}
+                         for nid in entry["outputs"]}
         self.history[pid] = entry
-        self.running = None
-        await self._broadcast_status()
-        await emit("executing", {"node": None, "display_node": None, "prompt_id": pid})
 
     def _topological(self, graph: dict, outputs: list[str]) -> list[str]:
         order: list[str] = []
@@ -376,8 +379,13 @@ class Engine:
             return {"w": int(inputs["width"]), "h": int(inputs["height"]), "n": int(inputs["batch_size"]),
                     "seed": color, "text": "", "source": None}
         if kind == "LoadImage":
-            with Image.open(io.BytesIO(self.inputs[inputs["image"]])) as img:
-                return ({"w": img.width, "h": img.height, "n": 1, "seed": 0, "text": "", "source": inputs["image"]}, None)
+            try:
+                with Image.open(io.BytesIO(self.inputs[inputs["image"]])) as img:
+                    size = img.size
+            except OSError as exc:  # an upload that is not an image fails here, as in ComfyUI
+                raise _ExecutionFailed(nid, kind, f"cannot identify image file '{inputs['image']}'",
+                                       "PIL.UnidentifiedImageError") from exc
+            return ({"w": size[0], "h": size[1], "n": 1, "seed": 0, "text": "", "source": inputs["image"]}, None)
         if kind in ("VAEDecode", "VAEEncode"):
             return dict(arg("samples") if kind == "VAEDecode" else arg("pixels"))
         if kind == "ImageScale":

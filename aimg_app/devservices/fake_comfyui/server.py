@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import sys
 import threading
 import time
 import uuid
 
 from aiohttp import WSMsgType, web
-from PIL import Image
 
 from .engine import Engine, _Prompt, log
 from .nodes import NODES
@@ -66,6 +64,7 @@ class FakeComfyUI(Engine):
         r.add_get("/system_stats", self._system_stats)
         r.add_post("/upload/image", self._upload_image)
         r.add_get("/object_info", self._object_info)
+        r.add_get("/object_info/{node_class}", self._object_info_one)
         r.add_post("/fake/inject", self._fake_inject)
         r.add_post("/fake/restart", self._fake_restart)
         r.add_get("/fake/stats", self._fake_stats)
@@ -207,24 +206,27 @@ class FakeComfyUI(Engine):
         error, node_errors, outputs = self._validate(graph)
         if error is not None:
             return self._rejected(error, node_errors)
+        number = self._number  # ComfyUI numbers prompts from 0
         self._number += 1
         prompt_id = str(body.get("prompt_id") or uuid.uuid4())
         extra = dict(body.get("extra_data") or {})
         if body.get("client_id"):
             extra["client_id"] = body["client_id"]
-        self.pending.append(_Prompt(self._number, prompt_id, graph, extra, outputs))
+        extra["create_time"] = int(time.time() * 1000)
+        self.pending.append(_Prompt(number, prompt_id, graph, extra, outputs))
         self.stats.prompts_accepted += 1
         self.stats.accepted_at[prompt_id] = time.time()
         self._queue_event.set()
         await self._broadcast_status()
-        return web.json_response({"prompt_id": prompt_id, "number": self._number, "node_errors": {}})
+        return web.json_response({"prompt_id": prompt_id, "number": number, "node_errors": {}})
 
     def _rejected(self, error: dict, node_errors) -> web.Response:
         self.stats.prompts_rejected += 1
         return web.json_response({"error": error, "node_errors": node_errors}, status=400)
 
     async def _get_prompt(self, request: web.Request) -> web.Response:
-        return web.json_response(self._status_message()["data"] | {})
+        # ComfyUI answers the bare exec_info here, without the WebSocket message's "status" wrapper.
+        return web.json_response(self._status_message()["data"]["status"])
 
     async def _get_queue(self, request: web.Request) -> web.Response:
         return web.json_response({"queue_running": [self.running.entry()] if self.running else [],
@@ -232,14 +234,17 @@ class FakeComfyUI(Engine):
 
     async def _post_queue(self, request: web.Request) -> web.Response:
         # Like ComfyUI: only "clear" and "delete" are read; any other key is ignored.
+        # A status message goes out only when the queue changed, as ComfyUI's does.
         body = await request.json()
+        before = len(self.pending)
         if body.get("clear"):
             self.pending.clear()
         for prompt_id in body.get("delete", []) or []:
             if any(p.prompt_id == prompt_id for p in self.pending):
                 self.stats.deleted.append((time.time(), prompt_id))
             self.pending = [p for p in self.pending if p.prompt_id != prompt_id]
-        await self._broadcast_status()
+        if len(self.pending) != before:
+            await self._broadcast_status()
         return web.Response(status=200)
 
     async def _get_history(self, request: web.Request) -> web.Response:
@@ -301,15 +306,19 @@ class FakeComfyUI(Engine):
         name = upload.filename or f"upload-{uuid.uuid4().hex}.png"
         subfolder = str(form.get("subfolder") or "")
         full = f"{subfolder}/{name}" if subfolder else name
-        data = upload.file.read()
-        try:
-            Image.open(io.BytesIO(data)).verify()
-        except Exception:  # noqa: BLE001 - ComfyUI answers 400 for what it cannot open
-            return web.Response(status=400)
-        self.inputs[full] = data
+        # ComfyUI stores whatever it is sent; a file it cannot open fails later, in LoadImage.
+        self.inputs[full] = upload.file.read()
         return web.json_response({"name": name, "subfolder": subfolder, "type": str(form.get("type") or "input")})
 
+    async def _object_info_one(self, request: web.Request) -> web.Response:
+        name = request.match_info["node_class"]
+        info = self._node_infos()
+        return web.json_response({name: info[name]} if name in info else {})
+
     async def _object_info(self, request: web.Request) -> web.Response:
+        return web.json_response(self._node_infos())
+
+    def _node_infos(self) -> dict:
         def spec(kind: str, opts: dict) -> list:
             # As ComfyUI: a combo input is [list of choices, config]; model inputs list the files.
             if kind == "MODEL_FILE":
@@ -324,7 +333,7 @@ class FakeComfyUI(Engine):
         for name, node in NODES.items():
             info[name] = {"input": {"required": {k: spec(*v) for k, v in node.inputs.items()}},
                           "output": list(node.outputs), "output_node": node.output_node, "name": name}
-        return web.json_response(info)
+        return info
 
     async def _fake_inject(self, request: web.Request) -> web.Response:
         body = await request.json()
