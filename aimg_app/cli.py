@@ -240,7 +240,8 @@ def cmd_comfyui_servers(args) -> int:
 
     from workers.comfy import ComfyPool
 
-    settings = load_settings()
+    # The health cache lives in Redis: the embedded one when a launcher runs for this data dir.
+    settings = attached_services(required=("AIMG_REDIS_URL",))
     urls = [u.rstrip("/") for u in (args.comfyui or settings.comfyui_urls)]
     if not urls:
         print("no ComfyUI server configured (AIMG_COMFYUI_URLS or --comfyui)", file=sys.stderr)

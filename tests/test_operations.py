@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
 
 import psutil
@@ -50,6 +52,12 @@ def test_migrate_and_two_workers_beside_a_running_serve(tmp_path):
             migrate = aimg("migrate", env=env, log=migrate_log)
             assert migrate.wait(60) == 0, migrate_log.read_text()
             assert "using the embedded services of pid" in migrate_log.read_text()
+
+            # The fleet listing finds the launcher's Redis from the data dir alone, like a worker.
+            listing = subprocess.run([sys.executable, "-m", "aimg_app.cli", "comfyui-servers", "--comfyui", comfy.url,
+                                      "--json"], env=env, capture_output=True, text=True, timeout=60)
+            assert listing.returncode == 0, listing.stderr
+            assert [row["health"] for row in json.loads(listing.stdout)] == ["up"]
 
             for n in range(2):
                 wlog = tmp_path / f"worker{n}.log"
