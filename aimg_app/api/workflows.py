@@ -7,7 +7,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from .. import context, queueing
 from ..envelope import ok
 from ..errors import BadRequest
-from ..services import eta, idempotency
+from ..services import catalogue, eta, idempotency
 from ..services import workflows as workflows_service
 from .base import Blueprint, envelope, success_schema
 from .fields import IdList
@@ -88,7 +88,7 @@ def get_aggregated_workflow_templates(args):
     _api2_user()
     names = args.get("workflowTemplateNames") or None
     templates = context.resources().workflow_templates
-    return ok([workflows_service.template_object(t) for name, t in templates.items() if names is None or name in names])
+    return ok([catalogue.template_object(t) for name, t in templates.items() if names is None or name in names])
 
 
 class FileGroupArgs(Schema):
@@ -101,7 +101,7 @@ class FileGroupArgs(Schema):
 def get_file_group_items(args):
     """The file names of a file group declared by the workflow templates."""
     _api2_user()
-    return ok({"fileNames": workflows_service.file_group_items(context.resources(), args["fileGroup"])})
+    return ok({"fileNames": catalogue.file_group_items(context.resources(), args["fileGroup"])})
 
 
 OutputFileSchema = Schema.from_dict({

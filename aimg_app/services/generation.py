@@ -18,17 +18,11 @@ from ..models.workflow import WorkflowState
 from ..models.base import iso, utcnow
 from ..plugin_api import GenerationModel
 from . import abuse, eta, files as files_service, items as items_service, runs, tiers
-from .workflows import (
-    RunPlan,
-    _item_params,
-    concurrency_cap,
-    filter_prompt,
-    get_template,
-    priority_for,
-    render_graph,
-    resolve_parameters,
-    start_run,
-)
+from .catalogue import get_template
+from .graph_render import render_graph
+from .prompt_filter import filter_prompt
+from .template_parameters import resolve_parameters
+from .workflows import RunPlan, _item_params, concurrency_cap, priority_for, start_run
 
 DEFAULT_IMAGE_MODEL = "f222"
 DEFAULT_VIDEO_MODEL = "model3"
