@@ -1,11 +1,9 @@
-"""The workflow templates on offer: lookup by name, the contract's views of a template and
-its parameters, and a file group's file names."""
+"""The workflow templates on offer: lookup by name, and a file group's file names (the
+contract's views of a template are ``api.workflows.WorkflowTemplateSchema``'s)."""
 from __future__ import annotations
 
-from typing import Any
-
 from ..errors import BadRequest, NotFound
-from ..plugin_api import TemplateParameter, WorkflowTemplate
+from ..plugin_api import WorkflowTemplate
 
 
 def get_template(resources, name: str) -> WorkflowTemplate:
@@ -13,36 +11,6 @@ def get_template(resources, name: str) -> WorkflowTemplate:
     if template is None:
         raise BadRequest(f"Unknown workflow template '{name}'.")
     return template
-
-
-def template_object(template: WorkflowTemplate) -> dict:
-    """The contract's WorkflowTemplate."""
-    return {
-        "name": template.identifier,
-        "label": template.label,
-        "description": template.description,
-        "deployments": list(template.deployments),
-        "parameters": [parameter_object(p) for p in template.parameters()],
-        "workflowTemplateFiles": {name: {"fileNames": list(f.file_names), "supportFileType": f.support_file_type}
-                                  for name, f in template.files().items()},
-    }
-
-
-def parameter_object(p: TemplateParameter) -> dict:
-    """The contract's WorkflowTemplateParameter (optional members only when set)."""
-    body: dict[str, Any] = {
-        "name": p.name, "dataType": p.data_type, "description": p.description, "defaultValue": p.default_value,
-        "replaceFromString": p.replace_from_string, "isOptional": p.is_optional, "optionName": p.option_name,
-        "isAlwaysVisible": p.is_always_visible, "isHidden": p.is_hidden,
-    }
-    for key, value in (("type", p.type), ("uiType", p.ui_type), ("min", p.min), ("max", p.max),
-                       ("increment", p.increment), ("fileGroup", p.file_group),
-                       ("fileGroupDestination", p.file_group_destination), ("extraData", p.extra_data)):
-        if value is not None:
-            body[key] = value
-    if p.dropdown_items:
-        body["dropdownItems"] = list(p.dropdown_items)
-    return body
 
 
 def file_group_items(resources, group: str) -> list[str]:

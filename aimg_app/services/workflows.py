@@ -13,10 +13,9 @@ from typing import Any, Iterable
 from ..errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, TooManyRequests
 from ..models.item import Item
 from ..models.workflow import WorkflowState
-from ..models.base import iso
 from ..plugin_api import WorkflowTemplate
 from .. import queueing
-from . import abuse, items as items_service, runs, tiers
+from . import abuse, eta, items as items_service, runs, tiers
 from .catalogue import get_template
 from .graph_render import render_graph
 from .prompt_filter import filter_prompt
@@ -137,40 +136,21 @@ def find_states(public_ids: Iterable[str], owner_id: str | None, is_admin: bool)
     return found
 
 
-_STATE_NAMES = {"queued": "queued", "running": "running", "completed": "completed", "error": "error",
-                "cancelled": "error"}
+@dataclass
+class RunStatus:
+    """A run as getWorkflowStatus shows it (``api.workflows.WorkflowStateSchema`` names it)."""
+
+    state: WorkflowState
+    position: int | None = None  # in its queue, while queued
+    eta: float | None = None  # seconds until it is likely done
 
 
-def state_object(state: WorkflowState, position: int | None = None, eta: float | None = None) -> dict:
-    """The contract's WorkflowStateObject (plus ``progress`` and, while queued, ``queuePosition``)."""
-    body: dict[str, Any] = {
-        "_id": state.id,
-        "publicId": state.public_id,
-        "runParamaters": {"publicId": None, "workflowTemplateName": state.template_name,
-                          "parameters": list(state.run_parameters)},
-        "isStarted": bool(state.is_started),
-        "isComplete": bool(state.is_complete),
-        "isError": bool(state.is_error),
-        "outputFiles": [{k: v for k, v in entry.items() if k != "fileId"} for entry in state.output_files],
-        "log": list(state.log),
-        "workflowJsonString": state.graph_json,
-        "state": _STATE_NAMES.get(state.state, state.state),
-        "startTime": iso(state.start_time),
-        "endTime": iso(state.end_time),
-        "itemIds": list(state.item_ids),
-        "progress": round(float(state.progress or 0.0), 4),
-    }
-    if state.error_message:
-        body["errorMessage"] = state.error_message
-    if state.status_message and state.state in ("queued", "running"):
-        body["statusMessage"] = state.status_message
-    if state.user_email:
-        body["api2userEmail"] = state.user_email
-    if position is not None:
-        body["queuePosition"] = position
-    if eta is not None:
-        body["estimatedSecondsRemaining"] = eta
-    return body
+def run_statuses(resources, states: Iterable[WorkflowState]) -> list[RunStatus]:
+    found = []
+    for s in states:
+        position = queueing.position(resources.redis, s.queue_name, s.id) if s.state == "queued" else None
+        found.append(RunStatus(s, position, eta.seconds_remaining(resources, s, position)))
+    return found
 
 
 # --- API2: enqueueWorkflow ----------------------------------------------------------------
