@@ -39,7 +39,7 @@ def _graph(index: int) -> dict:
     replacements = {"{{MODEL}}": "f222.safetensors", "{{POSITIVE_PROMPT}}": f"benchmark {index}",
                     "{{NEGATIVE_PROMPT}}": "", "{{WIDTH}}": 512, "{{HEIGHT}}": 512, "{{BATCH_SIZE}}": 1,
                     "{{STEPS}}": 20, "{{CFG_SCALE}}": 7, "{{SAMPLER}}": "euler", "{{SCHEDULER}}": "normal"}
-    from aimg_app.services.workflows import substitute
+    from aimg_app.services.graph_render import substitute
 
     return substitute(graph, replacements)
 

@@ -94,9 +94,9 @@ def _wait(page, expression: str, seconds: float = 20) -> None:
 
 
 def _stored(app, user_id: str) -> list[tuple[str, str, str]]:
-    """What the server kept for the user: (id, type, imageID) in order."""
+    """What the server kept for the user: (id, type, imageID) in order (stored as GenerationStatus fields)."""
     entries = app.extensions["aimg"].redis.xrange(f"aimg:events:{user_id}")
-    return [(i.decode(), f[b"event"].decode(), json.loads(f[b"data"])["imageID"]) for i, f in entries]
+    return [(i.decode(), f[b"event"].decode(), json.loads(f[b"data"])["image_id"]) for i, f in entries]
 
 
 def test_a_generation_pushes_its_events_in_order(app, live, page, front_end):

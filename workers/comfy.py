@@ -429,7 +429,7 @@ class ComfyRun:
         from PIL import Image
         import io
 
-        from aimg_app.services.workflows import substitute
+        from aimg_app.services.graph_render import substitute
 
         markers = {}
         for marker, name, data in self.uploads:

@@ -1,6 +1,8 @@
 """Beyond the contract: the signed-in caller's generation events, pushed (Server-Sent Events)."""
 from __future__ import annotations
 
+import json
+
 from flask import Response, request, stream_with_context
 from marshmallow import Schema, fields, validate
 
@@ -9,6 +11,7 @@ from ..errors import BadRequest
 from ..services import events as events_service
 from ..services import generation as generation_service
 from .base import Blueprint
+from .generation import GenerationStatusSchema
 
 blp = Blueprint("events", __name__, url_prefix="/", description="Pushed generation events (Server-Sent Events).")
 
@@ -51,6 +54,8 @@ def events(args):
         raise BadRequest("Last-Event-ID must be an event id this stream sent.")
     resources = context.resources()
     connection = events_service.reader_connection(resources.settings.redis_url)
-    body = events_service.stream(connection, owner, last_id, MAX_STREAM_SECONDS)
+    schema = GenerationStatusSchema()
+    body = events_service.stream(connection, owner, last_id, MAX_STREAM_SECONDS,
+                                 render=lambda status: json.dumps(schema.dump(status), separators=(",", ":")))
     return Response(stream_with_context(body), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

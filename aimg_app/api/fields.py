@@ -1,7 +1,9 @@
 """Fields shared by the chapters."""
 from __future__ import annotations
 
-from marshmallow import fields
+from typing import Any, Callable
+
+from marshmallow import Schema, fields, missing, post_dump
 
 MAX_ID_CHARS = 128
 
@@ -33,3 +35,42 @@ class IdList(fields.Field):
 
     def _serialize(self, value, attr, obj, **kwargs):
         return value
+
+
+class ResponseSchema(Schema):
+    """A response object's schema. It owns the wire names and reads the service's document or
+    dataclass through ``attribute``; a member that may be absent (neither required nor
+    nullable) is left out when its value is None, as the contract's optional members are."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._optional = [f.data_key or name for name, f in self.dump_fields.items()
+                          if not f.required and not f.allow_none]
+
+    @post_dump
+    def _drop_unset(self, data, **kwargs):
+        for key in self._optional:
+            if key in data and data[key] is None:
+                del data[key]
+        return data
+
+
+class _Computed:
+    def __init__(self, function, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.function = function
+
+    def get_value(self, obj, attr, accessor=None, default=missing):
+        return self.function(obj)
+
+
+_computed_classes: dict[type, type] = {}
+
+
+def computed(kind: type[fields.Field], function: Callable[[Any], Any], *args, **kwargs) -> fields.Field:
+    """A field of type ``kind`` (so typed in the OpenAPI document and serialised as that type)
+    whose value is ``function(obj)``: for a member derived from the object, or one of its methods."""
+    cls = _computed_classes.get(kind)
+    if cls is None:
+        cls = _computed_classes[kind] = type(f"Computed{kind.__name__}", (_Computed, kind), {})
+    return cls(function, *args, **kwargs)

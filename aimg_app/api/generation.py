@@ -1,15 +1,19 @@
 """The contract's Image Generation chapter, plus cancelGeneration."""
 from __future__ import annotations
 
+from dataclasses import asdict, replace
+
 from flask import request
 from marshmallow import Schema, fields, validate
+from marshmallow.utils import get_value
 
 from .. import context, queueing
 from ..envelope import ok
 from ..services import generation as generation_service
+from ..services.generation import GenerationStatus
 from ..services import idempotency
 from .base import Blueprint, envelope
-from .fields import IdList
+from .fields import IdList, ResponseSchema, computed
 
 blp = Blueprint("generation", __name__, url_prefix="/", description="Image Generation.")
 
@@ -22,27 +26,33 @@ _PROMPT = fields.String(required=True, validate=validate.Length(min=1, max=4000)
 _ID = fields.String(validate=validate.Length(min=1, max=128))
 
 
-class VideoFrameSchema(Schema):
-    frameCount = fields.Integer(required=True)
-    frameNumber = fields.Integer(required=True)
-    frameUrl = fields.String(required=True)
+class VideoFrameSchema(ResponseSchema):
+    frameCount = fields.Integer(required=True, attribute="frame_count")
+    frameNumber = fields.Integer(required=True, attribute="frame_number")
+    frameUrl = fields.String(required=True, attribute="url")
 
 
-class GenerationStatusSchema(Schema):
-    imageID = fields.String(required=True)
-    folderID = fields.String()
+class GenerationStatusSchema(ResponseSchema):
+    """Dumps a ``services.generation.GenerationStatus`` (or its ``asdict``)."""
+
+    imageID = fields.String(required=True, attribute="image_id")
+    folderID = fields.String(attribute="folder_id")
     status = fields.String(required=True, metadata={"description": "queued, running, completed, failed or cancelled"})
-    ignoredWords = fields.String(required=True, metadata={"description": "The ignored words, comma-separated."})
+    ignoredWords = computed(fields.String, lambda s: ", ".join(get_value(s, "ignored_words") or []), required=True,
+                            metadata={"description": "The ignored words, comma-separated."})
     mtype = fields.String(required=True)
     url = fields.String()
-    queuePosition = fields.Integer(metadata={"description": "1 = next to start; only while queued."})
+    queuePosition = fields.Integer(attribute="queue_position",
+                                   metadata={"description": "1 = next to start; only while queued."})
     frames = fields.List(fields.Nested(VideoFrameSchema))
     progress = fields.Float(metadata={"description": "0 to 1, while running."})
-    errorMessage = fields.String(metadata={"description": "Why it failed, when status is failed."})
-    estimatedSecondsRemaining = fields.Float(metadata={
+    errorMessage = fields.String(attribute="error_message",
+                                 metadata={"description": "Why it failed, when status is failed."})
+    estimatedSecondsRemaining = fields.Float(attribute="estimated_seconds_remaining", metadata={
         "description": "Seconds until it is likely done, from measured service times (an addition)."})
-    statusMessage = fields.String(metadata={"description": "Why it is not generating yet, e.g. "
-                                                           "\"waiting for a generation server\", or no worker is running (an addition)."})
+    statusMessage = fields.String(attribute="status_message",
+                                  metadata={"description": "Why it is not generating yet, e.g. "
+                                            "\"waiting for a generation server\", or no worker is running (an addition)."})
 
 
 GenerationStatusResponse = envelope("GenerationStatusResponse", fields.Nested(GenerationStatusSchema))
@@ -82,26 +92,28 @@ NO_WORKER_MESSAGE = ("Queued, but no generation worker is running: it starts whe
                      "(`aimg worker`, or `aimg serve` without --no-worker).")
 
 
-def _hint(status: dict) -> dict:
+def _hint(status: GenerationStatus) -> GenerationStatus:
     # A worker's own word on the run ("waiting for a generation server") says more than this.
-    if (status.get("status") == "queued" and not status.get("statusMessage")
+    if (status.status == "queued" and not status.status_message
             and not queueing.workers_alive(context.resources().redis)):
-        return {**status, "statusMessage": NO_WORKER_MESSAGE}
+        return replace(status, status_message=NO_WORKER_MESSAGE)
     return status
 
 
-def _generate(body: dict, mtype: str, endpoint: str) -> dict:
+def _generate(body: dict, mtype: str, endpoint: str) -> GenerationStatus:
     context.require_session_header()
     session = context.current_session()
     user = context.current_user(required=False)
     domain = context.domain().identifier
     owner = user.id if user else generation_service.anonymous_owner(session.id)
     resources = context.resources()
-    return idempotency.run_once(
+    # The first answer is kept as JSON, so a repeat gets the very same one.
+    answer = idempotency.run_once(
         resources.redis, scope=f"{domain}:{owner}:{endpoint}", key=request.headers.get("Idempotency-Key"),
         request=body,
-        work=lambda: generation_service.generate(resources, user=user, session_id=session.id, domain=domain, body=body,
-                                                 mtype=mtype))
+        work=lambda: asdict(generation_service.generate(resources, user=user, session_id=session.id, domain=domain,
+                                                        body=body, mtype=mtype)))
+    return GenerationStatus(**answer)
 
 
 @blp.route("/generateImage", methods=["POST"])
@@ -143,37 +155,40 @@ class ModelIdsArgs(Schema):
     modelIDs = IdList(metadata={"description": "Comma-separated model ids (an array is accepted)."})
 
 
-class SampleImageSchema(Schema):
-    imageID = fields.String(required=True)
+class SampleImageSchema(ResponseSchema):
+    imageID = fields.String(required=True, attribute="image_id")
     url = fields.String(required=True)
 
 
-class ModelSchema(Schema):
-    modelID = fields.String(required=True)
-    name = fields.String(required=True)
+class ModelSchema(ResponseSchema):
+    """Dumps a ``plugin_api.GenerationModel``."""
+
+    modelID = fields.String(required=True, attribute="identifier")
+    name = fields.String(required=True, attribute="label")
     description = fields.String(required=True)
-    mediaType = fields.String(required=True)
-    minTier = fields.Integer(required=True)
-    tier0Concurrent = fields.Integer(required=True)
-    tier1Concurrent = fields.Integer(required=True)
-    tier2Concurrent = fields.Integer(required=True)
-    positiveTokens = fields.List(fields.String(), required=True)
-    negativeTokens = fields.List(fields.String(), required=True)
-    sampleImages = fields.List(fields.Nested(SampleImageSchema), required=True)
-    minSteps = fields.Integer(required=True)
-    maxSteps = fields.Integer(required=True)
-    allowedWidths = fields.List(fields.Integer(), required=True)
-    allowedHeights = fields.List(fields.Integer(), required=True)
-    maxResolution = fields.Integer(required=True)
-    defaultResolution = fields.List(fields.Integer(), required=True)
-    allowedSamplers = fields.List(fields.String(), required=True)
-    defaultSampler = fields.String(required=True)
-    minCfgScale = fields.Float(required=True)
-    maxCfgScale = fields.Float(required=True)
-    supportsVariations = fields.Boolean(required=True)
-    registrationWall = fields.Boolean(required=True)
-    defaultFaceFix = fields.Boolean(required=True)
-    wikiURL = fields.String()
+    mediaType = fields.String(required=True, attribute="media_type")
+    minTier = fields.Integer(required=True, attribute="min_tier")
+    tier0Concurrent = fields.Integer(required=True, attribute="tier0_concurrent")
+    tier1Concurrent = fields.Integer(required=True, attribute="tier1_concurrent")
+    tier2Concurrent = fields.Integer(required=True, attribute="tier2_concurrent")
+    positiveTokens = fields.List(fields.String(), required=True, attribute="positive_tokens")
+    negativeTokens = fields.List(fields.String(), required=True, attribute="negative_tokens")
+    sampleImages = fields.List(fields.Nested(SampleImageSchema), required=True, attribute="sample_images")
+    minSteps = fields.Integer(required=True, attribute="min_steps")
+    maxSteps = fields.Integer(required=True, attribute="max_steps")
+    allowedWidths = fields.List(fields.Integer(), required=True, attribute="allowed_widths")
+    allowedHeights = fields.List(fields.Integer(), required=True, attribute="allowed_heights")
+    maxResolution = fields.Integer(required=True, attribute="max_resolution")
+    defaultResolution = fields.List(fields.Integer(), required=True, attribute="default_resolution")
+    allowedSamplers = fields.List(fields.String(), required=True, attribute="allowed_samplers")
+    defaultSampler = fields.String(required=True, attribute="default_sampler")
+    # The contract's CFG scale runs from 1 to 12 whatever a model declares.
+    minCfgScale = computed(fields.Float, lambda m: max(1.0, m.min_cfg_scale), required=True)
+    maxCfgScale = computed(fields.Float, lambda m: min(12.0, m.max_cfg_scale), required=True)
+    supportsVariations = fields.Boolean(required=True, attribute="supports_variations")
+    registrationWall = fields.Boolean(required=True, attribute="registration_wall")
+    defaultFaceFix = fields.Boolean(required=True, attribute="default_face_fix")
+    wikiURL = computed(fields.String, lambda m: m.wiki_url or None)
 
 
 @blp.route("/getModels", methods=["GET"])

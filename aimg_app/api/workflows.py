@@ -4,13 +4,14 @@ from __future__ import annotations
 from flask import request
 from marshmallow import Schema, ValidationError, fields, validate
 
-from .. import context, queueing
+from .. import context
+from ..models.base import iso
 from ..envelope import ok
 from ..errors import BadRequest
-from ..services import eta, idempotency
+from ..services import catalogue, idempotency
 from ..services import workflows as workflows_service
 from .base import Blueprint, envelope, success_schema
-from .fields import IdList
+from .fields import IdList, ResponseSchema, computed
 from .generation import IDEMPOTENCY_HEADER
 
 blp = Blueprint("workflows", __name__, url_prefix="/2", description="API2: Workflows (PRO tier above 0).")
@@ -44,36 +45,46 @@ class WorkflowRunParameterOut(Schema):
     value = fields.String(required=True)
 
 
-class TemplateParameterSchema(Schema):
+class TemplateParameterSchema(ResponseSchema):
+    """Dumps a ``plugin_api.TemplateParameter`` (its optional members only when set)."""
+
     name = fields.String(required=True)
     type = fields.String()
-    dataType = fields.String(required=True)
-    uiType = fields.String()
+    dataType = fields.String(required=True, attribute="data_type")
+    uiType = fields.String(attribute="ui_type")
     description = fields.String(required=True)
-    defaultValue = fields.String(required=True)
-    userValue = fields.String()
-    replaceFromString = fields.String(required=True)
-    extraData = fields.Raw()
-    isOptional = fields.Boolean(required=True)
+    defaultValue = fields.String(required=True, attribute="default_value")
+    userValue = fields.String(attribute="user_value")  # never set by a template
+    replaceFromString = fields.String(required=True, attribute="replace_from_string")
+    extraData = fields.Raw(attribute="extra_data")
+    isOptional = fields.Boolean(required=True, attribute="is_optional")
     min = fields.String()
     max = fields.String()
     increment = fields.String()
-    optionName = fields.String(required=True)
-    isAlwaysVisible = fields.Boolean(required=True)
-    isHidden = fields.Boolean(required=True)
-    fileGroup = fields.String()
-    fileGroupDestination = fields.String()
-    dropdownItems = fields.List(fields.String())
+    optionName = fields.String(required=True, attribute="option_name")
+    isAlwaysVisible = fields.Boolean(required=True, attribute="is_always_visible")
+    isHidden = fields.Boolean(required=True, attribute="is_hidden")
+    fileGroup = fields.String(attribute="file_group")
+    fileGroupDestination = fields.String(attribute="file_group_destination")
+    dropdownItems = computed(fields.List, lambda p: list(p.dropdown_items) or None, fields.String())
 
 
-class WorkflowTemplateSchema(Schema):
-    name = fields.String(required=True)
+class TemplateFileSchema(ResponseSchema):
+    fileNames = fields.List(fields.String(), required=True, attribute="file_names")
+    supportFileType = fields.String(required=True, attribute="support_file_type")
+
+
+class WorkflowTemplateSchema(ResponseSchema):
+    """Dumps a ``plugin_api.WorkflowTemplate``."""
+
+    name = fields.String(required=True, attribute="identifier")
     label = fields.String()
     description = fields.String()
     deployments = fields.List(fields.String(), required=True)
-    parameters = fields.List(fields.Nested(TemplateParameterSchema), required=True)
-    workflowTemplateFiles = fields.Dict(required=True, metadata={
-        "description": "name -> {fileNames: string[], supportFileType: string}"})
+    parameters = computed(fields.List, lambda t: t.parameters(), fields.Nested(TemplateParameterSchema), required=True)
+    workflowTemplateFiles = computed(fields.Dict, lambda t: t.files(), values=fields.Nested(TemplateFileSchema),
+                                     required=True, metadata={
+                                         "description": "name -> {fileNames: string[], supportFileType: string}"})
 
 
 class TemplateNamesArgs(Schema):
@@ -88,7 +99,7 @@ def get_aggregated_workflow_templates(args):
     _api2_user()
     names = args.get("workflowTemplateNames") or None
     templates = context.resources().workflow_templates
-    return ok([workflows_service.template_object(t) for name, t in templates.items() if names is None or name in names])
+    return ok([t for name, t in templates.items() if names is None or name in names])
 
 
 class FileGroupArgs(Schema):
@@ -101,7 +112,7 @@ class FileGroupArgs(Schema):
 def get_file_group_items(args):
     """The file names of a file group declared by the workflow templates."""
     _api2_user()
-    return ok({"fileNames": workflows_service.file_group_items(context.resources(), args["fileGroup"])})
+    return ok({"fileNames": catalogue.file_group_items(context.resources(), args["fileGroup"])})
 
 
 OutputFileSchema = Schema.from_dict({
@@ -110,24 +121,44 @@ OutputFileSchema = Schema.from_dict({
     "width": fields.Integer(required=True), "type": fields.String(),
 }, name="WorkflowOutputFileEntry")
 
-RunParametersSchema = Schema.from_dict({
-    "publicId": fields.String(allow_none=True), "workflowTemplateName": fields.String(),
-    "parameters": fields.List(fields.Nested(WorkflowRunParameterOut)),
-}, name="WorkflowRunParameters")
+class WorkflowRunParametersSchema(ResponseSchema):
+    """Dumps a ``WorkflowState`` (its run parameters)."""
 
-WorkflowStateSchema = Schema.from_dict({
-    "_id": fields.String(required=True), "publicId": fields.String(),
-    "runParamaters": fields.Nested(RunParametersSchema),
-    "isStarted": fields.Boolean(required=True), "isComplete": fields.Boolean(required=True),
-    "isError": fields.Boolean(required=True), "errorMessage": fields.String(),
-    "outputFiles": fields.List(fields.Nested(OutputFileSchema)), "log": fields.List(fields.String()),
-    "workflowJsonString": fields.String(),
-    "state": fields.String(metadata={"description": "queued, running, completed or error"}),
-    "startTime": fields.String(required=True, allow_none=True), "endTime": fields.String(required=True, allow_none=True),
-    "api2userEmail": fields.String(), "itemIds": fields.List(fields.String(), required=True),
-    "progress": fields.Float(), "queuePosition": fields.Integer(),
-    "statusMessage": fields.String(metadata={"description": "Why a run is not generating yet (an addition)."}),
-    "estimatedSecondsRemaining": fields.Float(metadata={
+    publicId = computed(fields.String, lambda state: None, allow_none=True)
+    workflowTemplateName = fields.String(attribute="template_name")
+    parameters = fields.List(fields.Nested(WorkflowRunParameterOut), attribute="run_parameters")
+
+
+# A cancelled run reads as "error" (the contract knows no other end).
+_STATE_NAMES = {"queued": "queued", "running": "running", "completed": "completed", "error": "error",
+                "cancelled": "error"}
+
+
+def _open_run(run) -> bool:
+    return run.state.state in ("queued", "running")
+
+
+WorkflowStateSchema = ResponseSchema.from_dict({
+    "_id": fields.String(required=True, attribute="state.id"), "publicId": fields.String(attribute="state.public_id"),
+    "runParamaters": computed(fields.Nested, lambda run: run.state, WorkflowRunParametersSchema),
+    "isStarted": fields.Boolean(required=True, attribute="state.is_started"),
+    "isComplete": fields.Boolean(required=True, attribute="state.is_complete"),
+    "isError": fields.Boolean(required=True, attribute="state.is_error"),
+    "errorMessage": computed(fields.String, lambda run: run.state.error_message or None),
+    "outputFiles": fields.List(fields.Nested(OutputFileSchema), attribute="state.output_files"),
+    "log": fields.List(fields.String(), attribute="state.log"),
+    "workflowJsonString": fields.String(attribute="state.graph_json"),
+    "state": computed(fields.String, lambda run: _STATE_NAMES.get(run.state.state, run.state.state),
+                      metadata={"description": "queued, running, completed or error"}),
+    "startTime": computed(fields.String, lambda run: iso(run.state.start_time), required=True, allow_none=True),
+    "endTime": computed(fields.String, lambda run: iso(run.state.end_time), required=True, allow_none=True),
+    "api2userEmail": computed(fields.String, lambda run: run.state.user_email or None),
+    "itemIds": fields.List(fields.String(), required=True, attribute="state.item_ids"),
+    "progress": computed(fields.Float, lambda run: round(float(run.state.progress or 0.0), 4)),
+    "queuePosition": fields.Integer(attribute="position"),
+    "statusMessage": computed(fields.String, lambda run: (run.state.status_message or None) if _open_run(run) else None,
+                              metadata={"description": "Why a run is not generating yet (an addition)."}),
+    "estimatedSecondsRemaining": fields.Float(attribute="eta", metadata={
         "description": "Seconds until the run is likely done, from measured service times (an addition)."}),
 }, name="WorkflowStateObject")
 
@@ -159,11 +190,7 @@ def get_workflow_status(args):
         raise BadRequest("workflowIds may name at most 100 workflows.")
     ids = ([args["workflowId"]] if args.get("workflowId") else []) + many
     states = workflows_service.find_states(ids, user.id, is_admin=context.admin_name() is not None)
-    resources = context.resources()
-    objects = []
-    for s in states:
-        position = queueing.position(resources.redis, s.queue_name, s.id) if s.state == "queued" else None
-        objects.append(workflows_service.state_object(s, position, eta.seconds_remaining(resources, s, position)))
+    objects = workflows_service.run_statuses(context.resources(), states)
     return ok(objects if many else objects[0])
 
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 import redis
 
 from ..models.workflow import WorkflowState
+from .template_parameters import bound_parameters
 
 _KEY = "aimg:eta:seconds-per-unit"
 _WEIGHT = 0.2  # of the newest measurement
 
 
 def _values(resources, state: WorkflowState):
-    from .workflows import bound_parameters
-
     template = resources.workflow_templates.get(state.template_name)
     values = {p["name"]: p["value"] for p in state.run_parameters}
 

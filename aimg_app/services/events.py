@@ -11,7 +11,8 @@ import json
 import re
 import logging
 import threading
-from typing import Iterable, Iterator
+from dataclasses import asdict
+from typing import Callable, Iterable, Iterator
 
 import redis
 
@@ -49,10 +50,10 @@ def publish_items(connection: redis.Redis, item_ids: Iterable[str], kind: str | 
                   position: int | None = None) -> None:
     """One event per Item, from its current state (``kind`` defaults to what its status means)."""
     from ..models.item import Item
-    from .generation import status_object
+    from .generation import status_of
 
     for item in Item.objects(id__in=list(item_ids)):
-        data = status_object(item, None, position)
+        data = asdict(status_of(item, None, position))
         publish(connection, item.user_id, kind or _STATUS_KIND.get(item.status, item.status), data)
 
 
@@ -79,9 +80,10 @@ def _text(value) -> str:
 
 
 def stream(connection: redis.Redis, owner: str, last_id: str | None, max_seconds: float,
-           block_ms: int = BLOCK_MS) -> Iterator[str]:
+           render: Callable[[dict], str], block_ms: int = BLOCK_MS) -> Iterator[str]:
     """Server-Sent Events text for ``owner`` after ``last_id`` (None: from now on), for at most
-    ``max_seconds`` (the browser then reconnects with ``Last-Event-ID``)."""
+    ``max_seconds`` (the browser then reconnects with ``Last-Event-ID``). ``render`` turns an
+    event's stored GenerationStatus (its fields) into the ``data`` line's JSON."""
     import time
 
     key = stream_key(owner)
@@ -107,4 +109,4 @@ def stream(connection: redis.Redis, owner: str, last_id: str | None, max_seconds
         for event_id, fields in answer[0][1]:
             last_id = _text(event_id)
             fields = {_text(k): _text(v) for k, v in fields.items()}
-            yield f"id: {last_id}\nevent: {fields['event']}\ndata: {fields['data']}\n\n"
+            yield f"id: {last_id}\nevent: {fields['event']}\ndata: {render(json.loads(fields['data']))}\n\n"

@@ -7,6 +7,7 @@ import binascii
 import io
 import random
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
@@ -18,17 +19,11 @@ from ..models.workflow import WorkflowState
 from ..models.base import iso, utcnow
 from ..plugin_api import GenerationModel
 from . import abuse, eta, files as files_service, items as items_service, runs, tiers
-from .workflows import (
-    RunPlan,
-    _item_params,
-    concurrency_cap,
-    filter_prompt,
-    get_template,
-    priority_for,
-    render_graph,
-    resolve_parameters,
-    start_run,
-)
+from .catalogue import get_template
+from .graph_render import render_graph
+from .prompt_filter import filter_prompt
+from .template_parameters import resolve_parameters
+from .workflows import RunPlan, _item_params, concurrency_cap, priority_for, start_run
 
 DEFAULT_IMAGE_MODEL = "f222"
 DEFAULT_VIDEO_MODEL = "model3"
@@ -45,29 +40,9 @@ def anonymous_owner(session_id: str) -> str:
 # --- models -------------------------------------------------------------------------------
 
 
-def model_object(model: GenerationModel) -> dict:
-    """The contract's Model."""
-    body = {
-        "modelID": model.identifier, "name": model.label, "description": model.description,
-        "mediaType": model.media_type, "minTier": model.min_tier, "tier0Concurrent": model.tier0_concurrent,
-        "tier1Concurrent": model.tier1_concurrent, "tier2Concurrent": model.tier2_concurrent,
-        "positiveTokens": list(model.positive_tokens), "negativeTokens": list(model.negative_tokens),
-        "sampleImages": [{"imageID": s.image_id, "url": s.url} for s in model.sample_images],
-        "minSteps": model.min_steps, "maxSteps": model.max_steps, "allowedWidths": list(model.allowed_widths),
-        "allowedHeights": list(model.allowed_heights), "maxResolution": model.max_resolution,
-        "defaultResolution": list(model.default_resolution), "allowedSamplers": list(model.allowed_samplers),
-        "defaultSampler": model.default_sampler, "minCfgScale": max(1.0, model.min_cfg_scale),
-        "maxCfgScale": min(12.0, model.max_cfg_scale), "supportsVariations": model.supports_variations,
-        "registrationWall": model.registration_wall, "defaultFaceFix": model.default_face_fix,
-    }
-    if model.wiki_url:
-        body["wikiURL"] = model.wiki_url
-    return body
-
-
-def list_models(resources, model_ids: list[str] | None) -> list[dict]:
+def list_models(resources, model_ids: list[str] | None) -> list[GenerationModel]:
     models = resources.generation_models.values()
-    return [model_object(m) for m in models if model_ids is None or m.identifier in model_ids]
+    return [m for m in models if model_ids is None or m.identifier in model_ids]
 
 
 def queue_lengths(resources, model_ids: list[str] | None) -> list[dict]:
@@ -165,7 +140,7 @@ def _input_file(resources, raw: str, owner_id: str, domain: str) -> str:
     return record.id
 
 
-def generate(resources, *, user, session_id: str, domain: str, body: dict, mtype: str) -> dict:
+def generate(resources, *, user, session_id: str, domain: str, body: dict, mtype: str) -> GenerationStatus:
     """generateImage (``mtype`` "image") or generateVideo ("video"): one Item, queued."""
     default = DEFAULT_IMAGE_MODEL if mtype == "image" else DEFAULT_VIDEO_MODEL
     model_id = body.get("modelName") or default
@@ -221,36 +196,48 @@ def generate(resources, *, user, session_id: str, domain: str, body: dict, mtype
     )
     state, items = start_run(resources, plan)
     position = queueing.position(resources.redis, state.queue_name, state.id)
-    return status_object(items[0], state, position)
+    return status_of(items[0], state, position)
 
 
 # --- status -------------------------------------------------------------------------------
 
 
-def status_object(item: Item, state: WorkflowState | None, position: int | None = None,
-                  eta: float | None = None) -> dict:
-    """The contract's GenerationStatus (plus ``progress`` and, when failed or cancelled, ``errorMessage``)."""
-    body: dict[str, Any] = {
-        "imageID": item.id, "status": item.status, "ignoredWords": ", ".join(item.ignored_words or []),
-        "mtype": item.mtype, "progress": round(float(item.progress or 0.0), 4),
-    }
-    folder_id = item.folder_id or (state.folder_id if state else None)
-    if folder_id:
-        body["folderID"] = folder_id
-    if item.url:
-        body["url"] = item.url
-    if position is not None and item.status == "queued":
-        body["queuePosition"] = position
-    if item.status in ("failed", "cancelled") and item.error_message:
-        body["errorMessage"] = item.error_message
-    if state is not None and state.status_message and item.status in ("queued", "running"):
-        body["statusMessage"] = state.status_message
-    if eta is not None and item.status in ("queued", "running"):
-        body["estimatedSecondsRemaining"] = eta
-    if item.mtype == "video" and item.frames:
-        body["frames"] = [{"frameCount": f.frame_count, "frameNumber": f.frame_number, "frameUrl": f.url}
-                          for f in item.frames]
-    return body
+@dataclass
+class GenerationStatus:
+    """What generateImage/generateVideo, getItemStatus and the event stream tell of an Item
+    (GenerationStatusSchema names it on the wire). Plain values, so an idempotent answer and an
+    event can be stored as JSON (``asdict``) and read back; a None member is absent."""
+
+    image_id: str
+    status: str
+    ignored_words: list[str]
+    mtype: str
+    progress: float
+    folder_id: str | None = None
+    url: str | None = None
+    queue_position: int | None = None
+    error_message: str | None = None
+    status_message: str | None = None
+    estimated_seconds_remaining: float | None = None
+    frames: list[dict] | None = None  # {"frame_count", "frame_number", "url"}
+
+
+def status_of(item: Item, state: WorkflowState | None, position: int | None = None,
+              eta: float | None = None) -> GenerationStatus:
+    """The contract's GenerationStatus (plus ``progress`` and, when failed or cancelled, ``error_message``)."""
+    open_ = item.status in ("queued", "running")
+    return GenerationStatus(
+        image_id=item.id, status=item.status, ignored_words=list(item.ignored_words or []), mtype=item.mtype,
+        progress=round(float(item.progress or 0.0), 4),
+        folder_id=item.folder_id or (state.folder_id if state else None) or None,
+        url=item.url or None,
+        queue_position=position if item.status == "queued" else None,
+        error_message=(item.error_message or None) if item.status in ("failed", "cancelled") else None,
+        status_message=(state.status_message or None) if state is not None and open_ else None,
+        estimated_seconds_remaining=eta if open_ else None,
+        frames=[{"frame_count": f.frame_count, "frame_number": f.frame_number, "url": f.url} for f in item.frames]
+        if item.mtype == "video" and item.frames else None,
+    )
 
 
 def _owns(item_owner: str, user, session_id: str | None) -> bool:
@@ -259,7 +246,7 @@ def _owns(item_owner: str, user, session_id: str | None) -> bool:
     return session_id is not None and item_owner == anonymous_owner(session_id)
 
 
-def item_status(resources, image_id: str, *, user, session_id: str | None, is_admin: bool) -> dict:
+def item_status(resources, image_id: str, *, user, session_id: str | None, is_admin: bool) -> GenerationStatus:
     item = Item.objects(id=image_id).first()
     if item is None or item.is_deleted or not (is_admin or _owns(item.user_id, user, session_id)):
         raise NotFound(f"Item '{image_id}' does not exist.")
@@ -267,7 +254,7 @@ def item_status(resources, image_id: str, *, user, session_id: str | None, is_ad
     position = None
     if item.status == "queued" and item.queue_name and item.job_id:
         position = queueing.position(resources.redis, item.queue_name, item.job_id)
-    return status_object(item, state, position, eta.seconds_remaining(resources, state, position) if state else None)
+    return status_of(item, state, position, eta.seconds_remaining(resources, state, position) if state else None)
 
 
 # --- cancelling ---------------------------------------------------------------------------

@@ -1,5 +1,4 @@
-"""The workflow engine's front half: resolve a template's parameters, render its ComfyUI
-graph, and queue a run (a WorkflowState and its Items); plus what API2 shows of runs.
+"""Queueing a workflow run (a WorkflowState and its Items) and what API2 shows of runs.
 
 Both API2 (``enqueueWorkflow``) and the legacy ``generateImage``/``generateVideo`` end in
 ``start_run``, so there is one path from a request to a queued RQ job.
@@ -7,23 +6,28 @@ Both API2 (``enqueueWorkflow``) and the legacy ``generateImage``/``generateVideo
 from __future__ import annotations
 
 import json
-import math
-import random
-import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from ..errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, TooManyRequests
-from ..models.file import StoredFile
 from ..models.item import Item
 from ..models.workflow import WorkflowState
-from ..models.base import iso, utcnow
-from ..plugin_api import PromptUser, TemplateParameter, WorkflowTemplate
+from ..plugin_api import WorkflowTemplate
 from .. import queueing
-from . import abuse, items as items_service, runs, tiers
+from . import abuse, eta, items as items_service, runs, tiers
+from .catalogue import get_template
+from .graph_render import render_graph
+from .prompt_filter import filter_prompt
+from .template_parameters import (
+    ResolvedParameters,
+    batch_parameter,
+    bound_parameters,
+    resolve_parameters,
+    stringify,
+    value_of,
+)
 
-STRING_MAX = 10_000
 OPEN_ITEM_STATES = ("queued", "running")
 
 # enqueueWorkflow's explicit body fields; each binds to the parameter whose ``option_name``
@@ -32,257 +36,6 @@ OPEN_ITEM_STATES = ("queued", "running")
 EXPLICIT_FIELDS = ("prompt", "negprompt", "seed", "subseed", "subseed_strength", "steps", "cfgscale", "modelName",
                    "height", "width", "batchSize")
 LIST_FIELDS = ("lora", "lora_strength")
-BATCH_SIZE = "Batch Size"
-
-
-def bound_parameters(template: WorkflowTemplate, option: str) -> list[TemplateParameter]:
-    """The parameters a body field ``option`` binds to, in declaration order."""
-    params = template.parameters()
-    found = [p for p in params if p.option_name == option]
-    return found or [p for p in params if p.name == option]
-
-
-def value_of(template: WorkflowTemplate, typed: dict, option: str) -> Any:
-    targets = bound_parameters(template, option)
-    return typed.get(targets[0].name) if targets else None
-
-
-def batch_parameter(template: WorkflowTemplate) -> TemplateParameter | None:
-    """The parameter that sets how many Items (and outputs) a run makes."""
-    found = bound_parameters(template, "batchSize")
-    return found[0] if found else next((p for p in template.parameters() if p.name == BATCH_SIZE), None)
-
-
-# --- catalogue ----------------------------------------------------------------------------
-
-
-def get_template(resources, name: str) -> WorkflowTemplate:
-    template = resources.workflow_templates.get(name)
-    if template is None:
-        raise BadRequest(f"Unknown workflow template '{name}'.")
-    return template
-
-
-def template_object(template: WorkflowTemplate) -> dict:
-    """The contract's WorkflowTemplate."""
-    return {
-        "name": template.identifier,
-        "label": template.label,
-        "description": template.description,
-        "deployments": list(template.deployments),
-        "parameters": [parameter_object(p) for p in template.parameters()],
-        "workflowTemplateFiles": {name: {"fileNames": list(f.file_names), "supportFileType": f.support_file_type}
-                                  for name, f in template.files().items()},
-    }
-
-
-def parameter_object(p: TemplateParameter) -> dict:
-    """The contract's WorkflowTemplateParameter (optional members only when set)."""
-    body: dict[str, Any] = {
-        "name": p.name, "dataType": p.data_type, "description": p.description, "defaultValue": p.default_value,
-        "replaceFromString": p.replace_from_string, "isOptional": p.is_optional, "optionName": p.option_name,
-        "isAlwaysVisible": p.is_always_visible, "isHidden": p.is_hidden,
-    }
-    for key, value in (("type", p.type), ("uiType", p.ui_type), ("min", p.min), ("max", p.max),
-                       ("increment", p.increment), ("fileGroup", p.file_group),
-                       ("fileGroupDestination", p.file_group_destination), ("extraData", p.extra_data)):
-        if value is not None:
-            body[key] = value
-    if p.dropdown_items:
-        body["dropdownItems"] = list(p.dropdown_items)
-    return body
-
-
-def file_group_items(resources, group: str) -> list[str]:
-    names: list[str] = []
-    known = False
-    for template in resources.workflow_templates.values():
-        groups = template.file_groups()
-        if group in groups:
-            known = True
-            names += [n for n in groups[group] if n not in names]
-    if not known:
-        raise NotFound(f"Unknown file group '{group}'.")
-    return names
-
-
-# --- parameters ---------------------------------------------------------------------------
-
-
-@dataclass
-class ResolvedParameters:
-    typed: dict[str, Any] = field(default_factory=dict)  # name -> typed value
-    uploads: list[dict] = field(default_factory=list)  # [{"marker", "file_id", "name"}]
-
-    def run_parameters(self) -> list[dict]:
-        return [{"name": name, "value": stringify(value)} for name, value in self.typed.items()]
-
-
-def stringify(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
-
-
-def _number(p: TemplateParameter, raw: Any) -> int | float:
-    if isinstance(raw, bool):
-        raise BadRequest(f"Parameter '{p.name}' must be a number.")
-    try:
-        value = float(raw) if not isinstance(raw, (int, float)) else raw
-        value = float(value)
-    except (TypeError, ValueError):
-        raise BadRequest(f"Parameter '{p.name}' must be a number.") from None
-    if not math.isfinite(value):
-        raise BadRequest(f"Parameter '{p.name}' must be a finite number.")
-    low = float(p.min) if p.min not in (None, "") else None
-    high = float(p.max) if p.max not in (None, "") else None
-    if low is not None and value < low:
-        raise BadRequest(f"Parameter '{p.name}' must be at least {p.min}.")
-    if high is not None and value > high:
-        raise BadRequest(f"Parameter '{p.name}' must be at most {p.max}.")
-    if p.increment not in (None, ""):
-        step = float(p.increment)
-        if step > 0:
-            ratio = (value - (low or 0.0)) / step
-            if abs(ratio - round(ratio)) > 1e-9:
-                raise BadRequest(f"Parameter '{p.name}' must be a multiple of {p.increment}"
-                                 + (f" from {p.min}." if low else "."))
-    return int(value) if value.is_integer() else value
-
-
-def _boolean(p: TemplateParameter, raw: Any) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in ("true", "1", "yes"):
-        return True
-    if text in ("false", "0", "no"):
-        return False
-    raise BadRequest(f"Parameter '{p.name}' must be true or false.")
-
-
-def _check_value(template: WorkflowTemplate, p: TemplateParameter, raw: Any, owner_id: str | None,
-                 resolved: ResolvedParameters) -> Any:
-    kind = p.data_type
-    if kind == "number":
-        return _number(p, raw)
-    if kind == "boolean":
-        return _boolean(p, raw)
-    if isinstance(raw, (dict, list)) and kind not in ("array", "object", "files"):
-        raise BadRequest(f"Parameter '{p.name}' must be a {kind}.")
-    if kind == "string":
-        text = str(raw)
-        limit = int(float(p.max)) if p.max not in (None, "") else STRING_MAX
-        if len(text) > limit:
-            raise BadRequest(f"Parameter '{p.name}' must be at most {limit} characters.")
-        return text
-    if kind == "dropdown":
-        if str(raw) not in p.dropdown_items:
-            raise BadRequest(f"Parameter '{p.name}' must be one of: {', '.join(p.dropdown_items)}.")
-        return str(raw)
-    if kind == "filesGroup":
-        names = template.file_groups().get(p.file_group or "", [])
-        if str(raw) not in names:
-            raise BadRequest(f"Parameter '{p.name}' must be one of the files of group '{p.file_group}': "
-                             f"{', '.join(names)}.")
-        return str(raw)
-    if kind == "file":
-        file_id = str(raw)
-        record = StoredFile.objects(id=file_id).only("id", "owner_id", "content_type").first() if file_id else None
-        if record is None or (record.owner_id and record.owner_id != owner_id):
-            raise BadRequest(f"Parameter '{p.name}': file '{file_id}' does not exist.")
-        if not (record.content_type or "").startswith("image/"):
-            raise BadRequest(f"Parameter '{p.name}': file '{file_id}' is not an image.")
-        resolved.uploads.append({"marker": p.replace_from_string, "file_id": file_id, "name": p.name})
-        return file_id
-    value = raw
-    if isinstance(raw, str):
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            raise BadRequest(f"Parameter '{p.name}' must be JSON ({kind}).") from None
-    expected = dict if kind == "object" else list
-    if not isinstance(value, expected):
-        raise BadRequest(f"Parameter '{p.name}' must be a JSON {'object' if kind == 'object' else 'array'}.")
-    return value
-
-
-def resolve_parameters(template: WorkflowTemplate, given: dict[str, Any], owner_id: str | None) -> ResolvedParameters:
-    """Every parameter of ``template``: the given value or its default, validated and typed.
-    Unknown names and missing required values are 400 naming them."""
-    params = {p.name: p for p in template.parameters()}
-    unknown = [name for name in given if name not in params]
-    if unknown:
-        raise BadRequest(f"Workflow template '{template.identifier}' has no parameter "
-                         + ", ".join(f"'{n}'" for n in unknown) + ".")
-    resolved = ResolvedParameters()
-    for name, p in params.items():
-        raw = given.get(name)
-        if raw is None or (isinstance(raw, str) and raw == "" and p.data_type != "string"):
-            if p.default_value not in (None, ""):
-                raw = p.default_value
-            elif isinstance(p.extra_data, dict) and p.extra_data.get("randomIfEmpty"):
-                low = int(float(p.min or 0))
-                high = int(float(p.max or 2**32 - 1))
-                raw = random.randint(low, high)
-            elif p.is_optional and p.data_type == "string":
-                raw = ""
-            else:
-                raise BadRequest(f"Parameter '{name}' is required by workflow template '{template.identifier}'.")
-        resolved.typed[name] = _check_value(template, p, raw, owner_id, resolved)
-    return resolved
-
-
-def substitute(node: Any, markers: dict[str, Any]) -> Any:
-    """Replace markers in every string of ``node``: a string that is exactly a marker takes
-    the typed value; a marker inside a longer string is replaced by the value's text."""
-    if isinstance(node, dict):
-        return {key: substitute(value, markers) for key, value in node.items()}
-    if isinstance(node, list):
-        return [substitute(value, markers) for value in node]
-    if isinstance(node, str):
-        if node in markers:
-            return markers[node]
-        for marker, value in markers.items():
-            if marker in node:
-                node = node.replace(marker, stringify(value))
-        return node
-    return node
-
-
-def render_graph(template: WorkflowTemplate, resolved: ResolvedParameters, control_net_preset: str | None = None) -> dict:
-    upload_markers = {u["marker"] for u in resolved.uploads}
-    markers = {p.replace_from_string: resolved.typed[p.name] for p in template.parameters()
-               if p.replace_from_string and p.replace_from_string not in upload_markers}
-    graph = substitute(template.fresh_graph(), markers)
-    if control_net_preset:
-        graph = template.control_net_preset(graph, control_net_preset)
-    return graph
-
-
-# --- prompts ------------------------------------------------------------------------------
-
-
-def filter_prompt(resources, prompt: str, user, domain: str) -> tuple[str, list[str]]:
-    """Ask the prompt-filter plugins; remove the words they name. Returns (prompt, ignored)."""
-    who = PromptUser(user_id=user.id if user else None, domain=domain, tier=tiers.tier_of(user),
-                     abuse=int(getattr(user, "abuse", 0) or 0) if user else 0)
-    ignored: list[str] = []
-    for answer in resources.plugins.hook.filter_prompt(prompt=prompt, user=who):
-        for word in answer or []:
-            word = str(word).strip()
-            if word and word.lower() not in (w.lower() for w in ignored):
-                ignored.append(word)
-    if not ignored:
-        return prompt, []
-    pattern = re.compile(r"(?<![\w'-])(" + "|".join(re.escape(w) for w in ignored) + r")(?![\w'-])", re.IGNORECASE)
-    cleaned = re.sub(r"\s{2,}", " ", pattern.sub("", prompt)).strip(" ,")
-    return cleaned, ignored
-
-
-# --- queueing a run -----------------------------------------------------------------------
 
 
 @dataclass
@@ -383,40 +136,21 @@ def find_states(public_ids: Iterable[str], owner_id: str | None, is_admin: bool)
     return found
 
 
-_STATE_NAMES = {"queued": "queued", "running": "running", "completed": "completed", "error": "error",
-                "cancelled": "error"}
+@dataclass
+class RunStatus:
+    """A run as getWorkflowStatus shows it (``api.workflows.WorkflowStateSchema`` names it)."""
+
+    state: WorkflowState
+    position: int | None = None  # in its queue, while queued
+    eta: float | None = None  # seconds until it is likely done
 
 
-def state_object(state: WorkflowState, position: int | None = None, eta: float | None = None) -> dict:
-    """The contract's WorkflowStateObject (plus ``progress`` and, while queued, ``queuePosition``)."""
-    body: dict[str, Any] = {
-        "_id": state.id,
-        "publicId": state.public_id,
-        "runParamaters": {"publicId": None, "workflowTemplateName": state.template_name,
-                          "parameters": list(state.run_parameters)},
-        "isStarted": bool(state.is_started),
-        "isComplete": bool(state.is_complete),
-        "isError": bool(state.is_error),
-        "outputFiles": [{k: v for k, v in entry.items() if k != "fileId"} for entry in state.output_files],
-        "log": list(state.log),
-        "workflowJsonString": state.graph_json,
-        "state": _STATE_NAMES.get(state.state, state.state),
-        "startTime": iso(state.start_time),
-        "endTime": iso(state.end_time),
-        "itemIds": list(state.item_ids),
-        "progress": round(float(state.progress or 0.0), 4),
-    }
-    if state.error_message:
-        body["errorMessage"] = state.error_message
-    if state.status_message and state.state in ("queued", "running"):
-        body["statusMessage"] = state.status_message
-    if state.user_email:
-        body["api2userEmail"] = state.user_email
-    if position is not None:
-        body["queuePosition"] = position
-    if eta is not None:
-        body["estimatedSecondsRemaining"] = eta
-    return body
+def run_statuses(resources, states: Iterable[WorkflowState]) -> list[RunStatus]:
+    found = []
+    for s in states:
+        position = queueing.position(resources.redis, s.queue_name, s.id) if s.state == "queued" else None
+        found.append(RunStatus(s, position, eta.seconds_remaining(resources, s, position)))
+    return found
 
 
 # --- API2: enqueueWorkflow ----------------------------------------------------------------
