@@ -13,9 +13,12 @@ Webhook endpoint: ``/webhooks/stripe``, events ``invoice.paid``, ``checkout.sess
 """
 from __future__ import annotations
 
-import json
+import logging
 
-import stripe
+try:
+    import stripe
+except ImportError:  # the ``stripe`` extra is not installed: this processor alone is off
+    stripe = None
 
 from aimg_app.plugin_api import (
     CANCELLED,
@@ -95,7 +98,7 @@ class StripeProcessor(PaymentProcessor):
                                            tolerance=int(self.settings.get("tolerance_s", 300)))
         except stripe.SignatureVerificationError as exc:
             raise InvalidSignature(str(exc)[:200]) from None
-        event = json.loads(request.body)
+        event = request.json()
         required(event, "id", "type", "created", "data")
         return WebhookResult(event_id=event["id"], event_type=event["type"], events=self._events(event))
 
@@ -155,4 +158,9 @@ class StripeProcessor(PaymentProcessor):
 
 @hookimpl
 def register_payment_processors():
+    if stripe is None:
+        logging.getLogger("aimg.plugins").warning(
+            "payment processor 'stripe' not registered: the stripe package is not installed "
+            "(pip install 'aimg[stripe]')")
+        return []
     return [StripeProcessor]
