@@ -16,7 +16,8 @@ from typing import Any, Callable, Mapping, get_origin, get_type_hints
 
 @dataclass(frozen=True)
 class Domain:
-    """One site served by this deployment (SPEC-GAPS 1)."""
+    """One site served by this deployment: its users, sessions, plans, tiers, gift cards and Items
+    are its own (the same email on two domains is two users)."""
 
     identifier: str  # e.g. "aimg.example"; recorded on every document that belongs to the site
     display_name: str  # e.g. "AIMG"; used in the default log serviceName and in mails

@@ -111,4 +111,4 @@ def test_delete_user_with_items_deletes_them(client, app):
     from aimg_app.models.item import Item
 
     with app.app_context():
-        assert all(i.is_deleted for i in Item.objects(id__in=[m.id for m in made]))
+        assert [i.is_deleted for i in Item.objects(id__in=[m.id for m in made])] == [True, True]

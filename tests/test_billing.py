@@ -60,13 +60,23 @@ def test_create_billing_plan_refuses_bad_input(client, user):
     assert_error(client.post("/createBillingPlan", json={**body, "tier": 0}, headers=ADMIN_HEADERS), 400, "tier")
     bad_currency = {**body, "prices": [{**body["prices"][0], "currency": "XYZ"}]}
     assert_error(client.post("/createBillingPlan", json=bad_currency, headers=ADMIN_HEADERS), 400, "currency")
-    not_installed = {**body, "prices": [{**body["prices"][0], "paymentProviders": [{"paymentProvider": "ccbill"}]}]}
-    if "ccbill" not in client.application.extensions["aimg"].payment_processors:
-        assert_error(client.post("/createBillingPlan", json=not_installed, headers=ADMIN_HEADERS), 400, "ccbill")
     assert_error(client.post("/createBillingPlan", json={**body, "prices": []}, headers=ADMIN_HEADERS), 400, "prices")
     create_plan(client, product_id="dup-product")
     assert_error(client.post("/createBillingPlan", json={**body, "prices": [{**body["prices"][0], "productID": "dup-product"}]},
                              headers=ADMIN_HEADERS), 409, "dup-product")
+
+
+def test_a_plan_cannot_name_a_processor_that_is_not_installed(make_app):
+    from tests.plugins import every_hook
+
+    client = make_app(plugins=[every_hook], disabled_plugins=("payments_ccbill",)).test_client()
+    assert "ccbill" not in client.application.extensions["aimg"].payment_processors
+    body = {"name": "x", "tier": 1, "prices": [{"type": "base", "period": "monthly", "currency": "USD",
+                                                 "currencyType": "fiat", "value": 1,
+                                                 "paymentProviders": [{"paymentProvider": "ccbill"}]}]}
+    assert_error(client.post("/createBillingPlan", json=body, headers=ADMIN_HEADERS), 400, "ccbill")
+    installed = {**body, "prices": [{**body["prices"][0], "paymentProviders": [{"paymentProvider": "other"}]}]}
+    assert_ok(client.post("/createBillingPlan", json=installed, headers=ADMIN_HEADERS))
 
 
 def test_redirect_urls_must_belong_to_the_front_end(client):
@@ -221,12 +231,27 @@ def test_forged_webhook_is_refused_and_recorded(app, client, user):
     product = _plan_product(client)
     events = [{"kind": "started", "subscription": "forged", "at": ms(), "user": user["user_id"], "product": product,
                "until": ms(30)}]
+    before = len(ledger_rows(app, "other"))
     assert_error(post_test_webhook(client, "forged-1", events, token="wrong"), 400, "verified")
     assert_error(client.post("/webhooks/other", data="{}", headers={"Content-Type": "application/json"}), 400)
     assert self_user(client, user)["tier"] == 0
-    rejected = [r for r in ledger_rows(app, "other") if r["status"] == "rejected"]
-    assert len(rejected) >= 2 and rejected[-1]["event_id"] is None
+    added = ledger_rows(app, "other")[before:]
+    assert [r["status"] for r in added] == ["rejected", "rejected"] and added[-1]["event_id"] is None
     assert_error(client.post("/webhooks/no-such-processor", json={}), 404)
+
+
+def test_bad_vendor_input_is_refused_and_a_plugin_bug_is_a_logged_500(app, client, json_log):
+    before = len(ledger_rows(app, "other"))
+    # Not JSON: the plugin API's request says so with MalformedWebhook -> recorded, 400.
+    assert_error(client.post("/webhooks/other", data="{not json", headers={"X-Test-Token": "test-token"}), 400,
+                 "malformed")
+    added = ledger_rows(app, "other")[before:]
+    assert [r["status"] for r in added] == ["rejected"] and "malformed" in added[0]["detail"]
+    # The test processor reads body["events"] unguarded: a KeyError is its bug, not bad input.
+    response = client.post("/webhooks/other", data='{"id": "no-events"}', headers={"X-Test-Token": "test-token"})
+    assert_error(response, 500)
+    assert "KeyError" in json_log.getvalue()
+    assert len(ledger_rows(app, "other")) == before + 1  # nothing recorded: the vendor retries once it is fixed
 
 
 def test_refund_of_an_unknown_payment_asks_the_vendor_to_retry(app, client, user):

@@ -103,7 +103,7 @@ def test_services_left_by_a_killed_launcher_are_stopped_by_the_next(tmp_path):
         orphans = [p["pid"] for p in _registry(tmp_path)["processes"].values()]
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-        assert all(_alive(pid) for pid in orphans)  # a launcher killed outright leaves its servers behind
+        assert orphans and all(_alive(pid) for pid in orphans)  # a launcher killed outright leaves its servers behind
 
         second_log, third_log = tmp_path / "second.log", tmp_path / "third.log"
         second = aimg("services", env=env, log=second_log)

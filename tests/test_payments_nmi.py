@@ -96,3 +96,17 @@ def test_a_renewal_that_names_no_next_charge_pays_one_period_not_for_ever(client
     me = self_user(client, user)
     assert me["tier"] == 1 and me.get("tierExpiration"), me
     assert me["tierExpiration"][:10] <= (dt.date.today() + dt.timedelta(days=62)).isoformat()
+
+
+@pytest.mark.parametrize("event_body", [
+    ["not", "an", "object"],
+    {"action": "not an object"},
+    {"action": {"date": "yesterday"}},
+    {"subscription": {"subscription_id": "s-1", "next_charge_date": "soon"}},
+])
+def test_a_signed_but_malformed_delivery_is_refused_not_a_crash(client, fake, event_body):
+    """Bad vendor input is the plugin API's MalformedWebhook (400, recorded), never a 500."""
+    body = json.dumps({"event_id": "e-malformed", "event_type": "transaction.sale.success",
+                       "event_body": event_body})
+    signature = fake.webhook_signature(body, "nonce-1")
+    assert_error(client.post("/webhooks/nmi", data=body, headers={"Webhook-Signature": signature}), 400, "malformed")

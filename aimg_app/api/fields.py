@@ -9,7 +9,8 @@ MAX_ID_CHARS = 128
 
 
 class IdList(fields.Field):
-    """SPEC-GAPS 17: an id list given as an array of strings or a comma-separated string."""
+    """An id list given as an array of strings or a comma-separated string (the contract says
+    one in some places and the other elsewhere for the same kind of field: both are accepted)."""
 
     default_error_messages = {
         "invalid": "Must be an array of strings or a comma-separated string.",

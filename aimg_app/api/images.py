@@ -266,7 +266,9 @@ class DeleteArgs(Schema):
 @blp.arguments(DeleteArgs, location="query")
 @blp.response(200, ResultListResponse)
 def delete_items(args):
-    """Soft-delete Items (SPEC-GAPS 8), or every Item of a user (PRO tier > 2, or admins)."""
+    """Soft-delete Items (restorable), or every Item of a user (PRO tier > 2, or admins). An Item
+    that does not exist, is not the caller's, is protected or is already deleted is left as it is
+    (``success`` false, with the reason)."""
     admin = context.admin_name()
     user = context.current_user(required=admin is None)
     if args.get("userID"):
@@ -300,7 +302,8 @@ class RestoreSchema(Schema):
 @blp.arguments(RestoreSchema)
 @blp.response(200, ResultListResponse)
 def restore_items(body):
-    """Admins: restore deleted Items to their owner's root folder (SPEC-GAPS 9)."""
+    """Admins: restore deleted Items to their owner's root folder (not when the owner is
+    disabled); tags are not restored."""
     context.require_admin()
     if body.get("userID"):
         return ok(results(items_service.restore_all_items_of_user(body["userID"])))
@@ -433,7 +436,8 @@ class ReportItemsSchema(Schema):
 @blp.arguments(ReportItemsSchema)
 @blp.response(200, envelope("ReportItemsResponse", fields.List(fields.Nested(ReportResultSchema))))
 def report_items(body):
-    """Report Items for review by admins (SPEC-GAPS 10)."""
+    """Report Items for review by admins. No effect on an Item that does not exist or is
+    deleted, is protected, is the reporter's own, or already has the reporter's pending report."""
     user = context.current_user()
     ids = library.check_ids(body["itemIds"], "itemIds")
     queue = reports_service.user_queue(context.resources().report_queues, body.get("reportQueue"))

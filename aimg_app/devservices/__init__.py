@@ -25,7 +25,7 @@ from .mongo import MongoService
 from .postgres import PostgresService
 from .redis import RedisService
 from .seaweedfs import SeaweedService
-from .service import EmbeddedService, ServiceFailed
+from .service import EXTRA, EmbeddedService, ServiceFailed
 from .smtp import SmtpService
 
 ALL_SERVICES: tuple[type[EmbeddedService], ...] = (MongoService, PostgresService, RedisService, SeaweedService, SmtpService)
@@ -147,8 +147,15 @@ class EmbeddedServices:
         for cls in ALL_SERVICES:
             if (self.only is None or cls.name in self.only) and self.env.get(cls.env_var):
                 self.say(f"  {cls.name:<10} configured: {cls.env_var} (not started)")
-        if not self._wanted(self.env):
+        wanted = self._wanted(self.env)
+        if not wanted:
             return {}
+        missing = [need for svc in wanted for need in svc.missing()]
+        if missing:
+            # One line, before anything starts: the fix is one install, or configuring the URLs.
+            raise ServiceFailed(f"the embedded services need the '{EXTRA}' extra: pip install 'aimg[{EXTRA}]' "
+                                f"(missing: {', '.join(missing)}), or configure "
+                                f"{', '.join(svc.env_var for svc in wanted)}")
         deadline = time.monotonic() + wait_s
         while not self.lock.acquire():
             # Another launcher owns the folder: use its registry once it is written.

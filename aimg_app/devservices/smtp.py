@@ -10,6 +10,7 @@ from .service import EmbeddedService, free_port
 class SmtpService(EmbeddedService):
     name = "smtp"
     env_var = "AIMG_SMTP_URL"
+    requires = ("aiosmtpd",)
 
     def prepare(self) -> None:
         self.port = free_port()

@@ -44,8 +44,11 @@ from .payments import (  # noqa: E402
     WebhookRequest,
     WebhookResult,
     epoch_seconds,
+    mapping,
+    number,
     one_of,
     required,
+    vendor_time,
 )
 from .reports import ReportQueue, ReviewedItem  # noqa: E402
 from .workflows import (  # noqa: E402
@@ -92,8 +95,12 @@ __all__ = [
     "SubscriptionRef",
     "WebhookRequest",
     "WebhookResult",
+    "epoch_seconds",
+    "mapping",
+    "number",
     "one_of",
     "required",
+    "vendor_time",
     "GenerationModel",
     "PromptUser",
     "SampleImage",

@@ -47,8 +47,22 @@ class MalformedWebhook(ValueError):
     answers 400; nothing is applied (a missing status is never read as success)."""
 
 
+def mapping(value: Any, name: str) -> Mapping[str, Any]:
+    """``value`` when it is a JSON object ({} when absent), else ``MalformedWebhook``: read a
+    vendor's nested objects through it, so a list or a string where an object belongs is
+    refused, not a crash."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise MalformedWebhook(f"{name} is not an object")
+    return value
+
+
 def required(data: Mapping[str, Any], *names: str) -> list[Any]:
-    """The values of ``names`` in ``data``; ``MalformedWebhook`` when one is missing or empty."""
+    """The values of ``names`` in ``data``; ``MalformedWebhook`` when one is missing or empty
+    (or ``data`` is not an object)."""
+    if not isinstance(data, Mapping):
+        raise MalformedWebhook("the payload is not an object")
     missing = [n for n in names if data.get(n) in (None, "")]
     if missing:
         raise MalformedWebhook(f"missing {', '.join(missing)}")
@@ -62,6 +76,30 @@ def one_of(value: Any, allowed, name: str) -> Any:
     return value
 
 
+def number(value: Any, name: str) -> float:
+    """A vendor's amount as a float, else ``MalformedWebhook``."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise MalformedWebhook(f"{name} is not a number: {str(value)[:30]!r}") from None
+
+
+def vendor_time(value: Any, fmt: str | None = None, tz: dt.tzinfo = dt.UTC) -> dt.datetime | None:
+    """A vendor's date-time as naive UTC (what the core stores); None when absent.
+    ``fmt``: a ``strptime`` format (else ISO 8601, ``Z`` allowed); ``tz``: the zone of a time
+    that names none. ``MalformedWebhook`` when it does not parse."""
+    if value in (None, ""):
+        return None
+    try:
+        text = str(value)
+        parsed = dt.datetime.strptime(text, fmt) if fmt else dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise MalformedWebhook(f"unreadable time {str(value)[:40]!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=tz)
+    return parsed.astimezone(dt.UTC).replace(tzinfo=None)
+
+
 def epoch_seconds(value: Any) -> dt.datetime | None:
     """A vendor's Unix timestamp as naive UTC (what the core stores); None when absent;
     ``MalformedWebhook`` for a time no calendar holds (``1e20``)."""
@@ -69,7 +107,7 @@ def epoch_seconds(value: Any) -> dt.datetime | None:
         return None
     try:
         return dt.datetime.fromtimestamp(int(value), dt.UTC).replace(tzinfo=None)
-    except (OverflowError, OSError, ValueError):
+    except (OverflowError, OSError, ValueError, TypeError):
         raise MalformedWebhook(f"timestamp out of range: {str(value)[:30]}") from None
 
 
@@ -173,8 +211,11 @@ class WebhookRequest:
         return self.headers.get(name.lower())
 
     def json(self) -> Any:
-        """The body parsed as JSON (``ValueError`` when it is not JSON)."""
-        return json.loads(self.body.decode("utf-8"))
+        """The body parsed as JSON (``MalformedWebhook`` when it is not JSON)."""
+        try:
+            return json.loads(self.body.decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError and JSONDecodeError both are
+            raise MalformedWebhook("the body is not JSON") from None
 
 
 @dataclass

@@ -1,4 +1,7 @@
-"""Abuse levels 0-9 (SPEC-GAPS 6); each level includes the limits of the ones below.
+"""Abuse levels 0-9; each level includes the limits of the ones below: 1 no public-approval
+requests; 2 the user's reports are automatically declined; 3 generation concurrency capped at
+1; 4 no username or profile-picture change; 5 (and the reserved 6-8) no priority queues; 9 no
+generation or publishing (403).
 
 Every feature asks these functions rather than comparing numbers itself.
 """

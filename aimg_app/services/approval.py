@@ -1,4 +1,4 @@
-"""The public approval workflow (the contract's two annexes on public Items, SPEC-GAPS 13).
+"""The public approval workflow (the contract's two annexes on public Items).
 
 Owner: none -> pending (at most ``MAX_PENDING`` pending per user, abuse level < 1),
 pending -> none (withdrawn); ``isPublic`` only once approved. Admins: any -> approved

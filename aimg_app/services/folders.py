@@ -1,4 +1,5 @@
-"""Private and public folders of a user's library (SPEC-GAPS 11 and 14).
+"""Private and public folders of a user's library: bulk add/remove of at most 1,000 ids a call
+(ids that cannot be applied are skipped), at most 4 thumbnails a folder.
 
 Private folder ids are UUIDs, public ones ``p-`` + UUID. An Item is in at most one folder
 (none: the root folder); moving it is ``items.move_item``, which keeps every counter in

@@ -244,7 +244,8 @@ def _why_not_deleted(item_id: str, owner_id: str | None) -> str:
 
 
 def delete_item(item_id: str, *, owner_id: str | None = None, touched: Touched | None = None) -> tuple[bool, str]:
-    """Soft-delete one Item (SPEC-GAPS 8): it leaves its folder and loses its tags."""
+    """Soft-delete one Item (restorable): it leaves its folder and loses its tags. No effect on an
+    Item that does not exist, is not ``owner_id``'s, is protected or is already deleted."""
     from . import tags as tags_service
 
     before = Item.objects(id=item_id, is_deleted=False, is_protected=False, status__in=("completed", "failed"),
@@ -268,7 +269,8 @@ def delete_item(item_id: str, *, owner_id: str | None = None, touched: Touched |
 
 
 def restore_item(item_id: str) -> tuple[bool, str]:
-    """Restore a deleted Item (SPEC-GAPS 9) to the root folder; its tags are not restored."""
+    """Restore a deleted Item whose owner is not disabled to the root folder; its tags are not
+    restored."""
     item = Item.objects(id=item_id).only("user_id", "is_deleted").first()
     if item is None:
         return False, "Item not found."

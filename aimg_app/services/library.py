@@ -276,7 +276,8 @@ def my_creations(user: User, viewer: Viewer, args: dict, settings) -> tuple[list
 
 
 def public_creations(viewer: Viewer, args: dict) -> tuple[list[dict], dict]:
-    """Publicly visible Items (getPublicCreations); totalCount per SPEC-GAPS 7."""
+    """Publicly visible Items (getPublicCreations). totalCount: with folderID, that public
+    folder's public Item count; else with userID, that user's public Item count; else none."""
     filters: dict[str, Any] = {"is_publicly_visible": True}
     if args.get("mtype"):
         filters["mtype"] = args["mtype"]

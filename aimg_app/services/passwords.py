@@ -1,4 +1,5 @@
-"""The contract's password policy (SPEC-GAPS 3) and strong-password generation."""
+"""The contract's password policy (at least 8 characters with an upper-case letter, a lower-case
+letter, a digit and a special character: the contract's regex) and strong-password generation."""
 from __future__ import annotations
 
 import re

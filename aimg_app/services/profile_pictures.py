@@ -1,4 +1,5 @@
-"""Profile pictures: a base64 Data URI in, a 128x128 WEBP on the file store out (SPEC-GAPS 5).
+"""Profile pictures: a base64 Data URI in, a 128x128 WEBP on the file store out
+(PNG, JPEG, GIF's first frame, WEBP, BMP or TIFF; at most 10 MB decoded and 40 megapixels).
 
 Checks happen before any pixel is decoded: the declared type must match the bytes, the
 decoded size is capped, and the pixel count is read from the header, so a tiny file that

@@ -1,4 +1,4 @@
-"""Reports of Items (SPEC-GAPS 10) and the report queues that categorise them.
+"""Reports of Items and the report queues that categorise them.
 
 Queues come from report-queue plugins: user queues are what ``reportItems`` accepts;
 system queues open reports themselves (``review_item``, called when an Item completes).

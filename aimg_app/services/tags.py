@@ -1,4 +1,4 @@
-"""Tags on Items and Folders (SPEC-GAPS 15).
+"""Tags on Items and Folders.
 
 A tag is lower-cased, then checked against the contract's regular expression as written;
 an Item or a Folder carries at most ``MAX_TAGS`` tags. ``Tag.usage_count`` counts the Items

@@ -30,6 +30,7 @@ from aimg_app.plugin_api import (
     WebhookResult,
     hookimpl,
     required,
+    vendor_time,
 )
 
 TIMEOUT_S = 30
@@ -100,8 +101,8 @@ class ArkPayProcessor(PaymentProcessor):
         body = request.json()
         [transaction] = required(body, "transaction")
         [_id, status] = required(transaction, "id", "status")
-        at = dt.datetime.fromisoformat(body.get("createdAt", "").replace("Z", "+00:00")).astimezone(dt.UTC).replace(
-            tzinfo=None) if body.get("createdAt") else request.received_at
+        at = vendor_time(body.get("createdAt")) or request.received_at
+        status = str(status)
         events = []
         if status in ("REFUNDED", "CHARGEBACK"):
             events.append(SubscriptionEvent(kind=REFUNDED, subscription_id=transaction["id"], occurred_at=at,

@@ -47,6 +47,7 @@ from aimg_app.plugin_api import (
     WebhookResult,
     hookimpl,
     required,
+    vendor_time,
 )
 
 CCBILL_NETWORKS = ("64.38.240.0/24", "64.38.241.0/24", "64.38.212.0/24", "64.38.215.0/24")
@@ -60,14 +61,11 @@ MST = dt.timezone(dt.timedelta(hours=-7))  # CCBill's timestamps are in Mountain
 
 
 def _time(value: str | None, default: dt.datetime) -> dt.datetime:
-    if not value:
-        return default
-    return dt.datetime.strptime(value[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=MST).astimezone(dt.UTC).replace(
-        tzinfo=None)
+    return vendor_time(str(value)[:19] if value else None, "%Y-%m-%d %H:%M:%S", MST) or default
 
 
 def _date(value: str | None) -> dt.datetime | None:
-    return dt.datetime.strptime(value[:10], "%Y-%m-%d") if value else None
+    return vendor_time(str(value)[:10] if value else None, "%Y-%m-%d")
 
 
 _SETTING = {"clientAccnum": "client_accnum", "clientSubacc": "client_subacc"}

@@ -43,6 +43,7 @@ from aimg_app.plugin_api import (
     hookimpl,
     one_of,
     required,
+    vendor_time,
 )
 
 TRANS_TYPES = ("I", "R", "C", "X", "CR", "CB")
@@ -89,9 +90,7 @@ def epoch_digest(key: str, params: dict) -> str:
 
 
 def _time(value: str | None, default: dt.datetime) -> dt.datetime:
-    if not value:
-        return default
-    return dt.datetime.strptime(value[:19], "%Y-%m-%d %H:%M:%S")
+    return vendor_time(value[:19] if value else None, "%Y-%m-%d %H:%M:%S") or default
 
 
 class EpochProcessor(PaymentProcessor):
@@ -157,7 +156,7 @@ class EpochProcessor(PaymentProcessor):
         """Until when a sale pays: Epoch's ``next_rebill``; for an initial sale without one,
         the product's own period (no end only for a lifetime product, never by omission)."""
         if params.get("next_rebill"):
-            return dt.datetime.strptime(params["next_rebill"][:10], "%Y-%m-%d")
+            return vendor_time(params["next_rebill"][:10], "%Y-%m-%d")
         if trans_type == "R":
             raise MalformedWebhook("missing next_rebill")
         price = request.price_of(product_id)

@@ -27,13 +27,16 @@ from aimg_app.plugin_api import (
     REFUNDED,
     STARTED,
     InvalidSignature,
+    MalformedWebhook,
     PaymentError,
     PaymentProcessor,
     SubscriptionEvent,
     WebhookResult,
     hookimpl,
+    number,
     one_of,
     required,
+    vendor_time,
 )
 
 TIMEOUT_S = 15
@@ -84,18 +87,21 @@ class G2AProcessor(PaymentProcessor):
             raise InvalidSignature("bad IPN hash")
         transaction, order, amount, status = required(data, "transactionId", "userOrderId", "amount", "status")
         one_of(status, STATUSES, "status")
-        user_id, rest = order.split(".", 1)
-        product_id, days, _nonce = rest.rsplit(".", 2)
+        # userOrderId is ours: "<user>.<product>.<days>.<nonce>" (the product may hold dots)
+        parts = order.split(".")
+        if len(parts) < 4 or not parts[-2].isdigit():
+            raise MalformedWebhook("userOrderId is not one of our orders")
+        user_id, product_id, days = parts[0], ".".join(parts[1:-2]), parts[-2]
+        paid = number(amount, "amount")
         self._confirm(transaction, order, amount, status)
-        at = dt.datetime.strptime(data["orderCompleteAt"], "%Y-%m-%d %H:%M:%S") if data.get("orderCompleteAt") \
-            else request.received_at
+        at = vendor_time(data.get("orderCompleteAt"), "%Y-%m-%d %H:%M:%S") or request.received_at
         common = {"subscription_id": order, "occurred_at": at, "user_id": user_id,
                   "product_id": product_id, "payment_id": transaction}
         events = []
         if status == "complete":
             until = at + dt.timedelta(days=int(days)) if int(days) else None
             events.append(SubscriptionEvent(kind=STARTED, period_end=until, renews=False,
-                                            amount=float(amount), currency=data.get("currency"), **common))
+                                            amount=paid, currency=data.get("currency"), **common))
         elif status in ("refunded", "partial_refunded", "rejected", "canceled"):
             events.append(SubscriptionEvent(kind=REFUNDED, **common))
         return WebhookResult(event_id=f"{transaction}:{status}", event_type=f"ipn.{status}", events=events)

@@ -22,19 +22,16 @@ from aimg_app.plugin_api import (
     RENEWED,
     STARTED,
     InvalidSignature,
+    MalformedWebhook,
     PaymentProcessor,
     SubscriptionEvent,
     WebhookResult,
     hookimpl,
+    mapping,
     one_of,
     required,
+    vendor_time,
 )
-
-
-def _time(value: str | None, default: dt.datetime) -> dt.datetime:
-    if not value:
-        return default
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.UTC).replace(tzinfo=None)
 
 
 class HelioProcessor(PaymentProcessor):
@@ -62,13 +59,18 @@ class HelioProcessor(PaymentProcessor):
         body = request.json()
         [kind] = required(body, "event")
         one_of(kind, ("CREATED", "STARTED", "RENEWED", "ENDED"), "event")
-        tx = body.get("transactionObject") or json.loads(body.get("transaction") or "{}")
+        tx = body.get("transactionObject")
+        if not tx:
+            try:
+                tx = json.loads(body.get("transaction") or "{}")
+            except (TypeError, ValueError):
+                raise MalformedWebhook("transaction is not JSON") from None
         required(tx, "id")
         product, link = self._products.get(tx.get("paylinkId"), (None, {}))
-        meta = tx.get("meta") or {}
-        at = _time(tx.get("createdAt"), request.received_at)
-        sub = body.get("subscriptionId") or (body.get("subscription") or {}).get("id") or tx["id"]
-        email = (meta.get("customerDetails") or {}).get("email")
+        meta = mapping(tx.get("meta"), "meta")
+        at = vendor_time(tx.get("createdAt")) or request.received_at
+        sub = body.get("subscriptionId") or mapping(body.get("subscription"), "subscription").get("id") or tx["id"]
+        email = mapping(meta.get("customerDetails"), "customerDetails").get("email")
         days = int(link.get("days", 30))
         events = []
         if kind in ("CREATED", "STARTED", "RENEWED") and one_of(

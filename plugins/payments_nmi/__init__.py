@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import json
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import requests
@@ -28,7 +27,9 @@ from aimg_app.plugin_api import (
     SubscriptionEvent,
     WebhookResult,
     hookimpl,
+    mapping,
     required,
+    vendor_time,
 )
 
 TIMEOUT_S = 30
@@ -85,19 +86,18 @@ class NmiProcessor(PaymentProcessor):
         expected = hmac.new(key.encode(), nonce.encode() + b"." + request.body, hashlib.sha256).hexdigest()
         if not key or not nonce or not hmac.compare_digest(signature.encode(), expected.encode()):
             raise InvalidSignature("bad Webhook-Signature")
-        event = json.loads(request.body)
+        event = request.json()
         required(event, "event_id", "event_type", "event_body")
-        body = event["event_body"]
-        at = request.received_at
-        if body.get("action", {}).get("date"):
-            at = dt.datetime.strptime(body["action"]["date"], "%Y%m%d%H%M%S")
+        body = mapping(event["event_body"], "event_body")
+        at = vendor_time(mapping(body.get("action"), "action").get("date"), "%Y%m%d%H%M%S") or request.received_at
         kind = event["event_type"]
         events = []
-        sub = (body.get("subscription") or {}).get("subscription_id") or body.get("subscription_id")
+        subscription = mapping(body.get("subscription"), "subscription")
+        sub = subscription.get("subscription_id") or body.get("subscription_id")
         if kind == "transaction.sale.success" and sub:
-            until = body.get("subscription", {}).get("next_charge_date")
+            until = subscription.get("next_charge_date")
             events.append(SubscriptionEvent(kind=RENEWED, subscription_id=sub, occurred_at=at,
-                                            period_end=dt.datetime.strptime(until, "%Y%m%d") if until else None,
+                                            period_end=vendor_time(until, "%Y%m%d"),
                                             payment_id=body.get("transaction_id")))
         elif kind == "recurring.subscription.delete" and sub:
             events.append(SubscriptionEvent(kind=CANCELLED, subscription_id=sub, occurred_at=at))

@@ -23,22 +23,22 @@ from aimg_app.plugin_api import (
     REFUNDED,
     RENEWED,
     InvalidSignature,
+    MalformedWebhook,
     PaymentProcessor,
     SubscriptionEvent,
     WebhookResult,
     hookimpl,
+    mapping,
     one_of,
     required,
+    vendor_time,
 )
 
 TRIGGERS = ("members:create", "members:update", "members:delete", "members:pledge:create", "members:pledge:update",
             "members:pledge:delete")
 
 
-def _time(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.UTC).replace(tzinfo=None)
+_time = vendor_time
 
 
 class PatreonProcessor(PaymentProcessor):
@@ -72,15 +72,19 @@ class PatreonProcessor(PaymentProcessor):
                                                                                         request.received_at))
 
     def _events(self, trigger: str, payload: dict, received_at: dt.datetime) -> list[SubscriptionEvent]:
-        member = payload["data"]
+        member = mapping(payload["data"], "data")
         if member.get("type") != "member":
             return []
-        attrs = member.get("attributes") or {}
-        relationships = member.get("relationships") or {}
-        patreon_user = ((relationships.get("user") or {}).get("data") or {}).get("id")
-        tiers = [t["id"] for t in ((relationships.get("currently_entitled_tiers") or {}).get("data") or [])]
+        [member_id] = required(member, "id")
+        attrs = mapping(member.get("attributes"), "attributes")
+        relationships = mapping(member.get("relationships"), "relationships")
+        patreon_user = mapping(mapping(relationships.get("user"), "user").get("data"), "user").get("id")
+        entitled = mapping(relationships.get("currently_entitled_tiers"), "currently_entitled_tiers").get("data") or []
+        if not isinstance(entitled, list):
+            raise MalformedWebhook("currently_entitled_tiers is not a list")
+        tiers = [mapping(t, "tier").get("id") for t in entitled]
         product = next((self.tiers[t] for t in tiers if t in self.tiers), None)
-        common = {"subscription_id": member["id"], "external_account_id": patreon_user, "email": attrs.get("email"),
+        common = {"subscription_id": member_id, "external_account_id": patreon_user, "email": attrs.get("email"),
                   "payer_id": patreon_user}
         next_charge = _time(attrs.get("next_charge_date"))
         last_charge = _time(attrs.get("last_charge_date"))

@@ -11,7 +11,6 @@ Webhook endpoint: ``/webhooks/paypal``, events ``BILLING.SUBSCRIPTION.ACTIVATED`
 """
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import time
 
@@ -24,13 +23,17 @@ from aimg_app.plugin_api import (
     RENEWED,
     STARTED,
     InvalidSignature,
+    MalformedWebhook,
     PaymentError,
     PaymentProcessor,
     SubscriptionEvent,
     WebhookResult,
     hookimpl,
+    mapping,
+    number,
     one_of,
     required,
+    vendor_time,
 )
 
 TIMEOUT_S = 15
@@ -40,10 +43,11 @@ _HEADERS = ("paypal-transmission-id", "paypal-transmission-time", "paypal-transm
             "paypal-cert-url")
 
 
-def _time(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.UTC).replace(tzinfo=None)
+_time = vendor_time
+
+
+def _id(resource) -> str:
+    return required(resource, "id")[0]
 
 
 class PayPalProcessor(PaymentProcessor):
@@ -107,7 +111,7 @@ class PayPalProcessor(PaymentProcessor):
             raise InvalidSignature("no webhook_id configured")
         try:
             sent = _time(headers["paypal-transmission-time"])
-        except ValueError:
+        except MalformedWebhook:
             raise InvalidSignature("unreadable transmission time") from None
         tolerance = int(self.settings.get("tolerance_s", DEFAULT_TOLERANCE_S))
         if abs((request.received_at - sent).total_seconds()) > tolerance:
@@ -124,14 +128,15 @@ class PayPalProcessor(PaymentProcessor):
         return WebhookResult(event_id=event["id"], event_type=event["event_type"], events=self._events(event))
 
     def _events(self, event) -> list[SubscriptionEvent]:
-        kind, res, at = event["event_type"], event.get("resource") or {}, _time(event.get("create_time"))
+        kind, res = event["event_type"], mapping(event.get("resource"), "resource")
+        at = _time(event.get("create_time"))
         if kind == "BILLING.SUBSCRIPTION.ACTIVATED":
             one_of(res.get("status"), ("ACTIVE",), "subscription status")
-            subscriber = res.get("subscriber") or {}
+            subscriber = mapping(res.get("subscriber"), "subscriber")
             return [SubscriptionEvent(
-                kind=STARTED, subscription_id=res["id"], occurred_at=at, user_id=res.get("custom_id"),
+                kind=STARTED, subscription_id=_id(res), occurred_at=at, user_id=res.get("custom_id"),
                 email=subscriber.get("email_address"), product_id=self._products.get(res.get("plan_id")),
-                period_end=_time((res.get("billing_info") or {}).get("next_billing_time")),
+                period_end=_time(mapping(res.get("billing_info"), "billing_info").get("next_billing_time")),
                 payer_id=subscriber.get("payer_id"))]
         if kind == "PAYMENT.SALE.COMPLETED" and res.get("billing_agreement_id"):
             one_of(res.get("state"), ("completed",), "sale state")
@@ -141,16 +146,16 @@ class PayPalProcessor(PaymentProcessor):
             if current.status_code != 200:
                 raise PaymentError("PayPal is unavailable; please try again later.", status=503)
             info = current.json()
-            amount = res.get("amount") or {}
+            amount = mapping(res.get("amount"), "amount")
             return [SubscriptionEvent(
                 kind=RENEWED, subscription_id=sub_id, occurred_at=at, user_id=res.get("custom") or info.get("custom_id"),
                 product_id=self._products.get(info.get("plan_id")),
-                period_end=_time((info.get("billing_info") or {}).get("next_billing_time")), payment_id=res["id"],
-                amount=float(amount["total"]) if amount.get("total") else None, currency=amount.get("currency"))]
+                period_end=_time((info.get("billing_info") or {}).get("next_billing_time")), payment_id=_id(res),
+                amount=number(amount["total"], "amount") if amount.get("total") else None, currency=amount.get("currency"))]
         if kind == "BILLING.SUBSCRIPTION.CANCELLED":
-            return [SubscriptionEvent(kind=CANCELLED, subscription_id=res["id"], occurred_at=at)]
+            return [SubscriptionEvent(kind=CANCELLED, subscription_id=_id(res), occurred_at=at)]
         if kind in ("BILLING.SUBSCRIPTION.EXPIRED", "BILLING.SUBSCRIPTION.SUSPENDED"):
-            return [SubscriptionEvent(kind=EXPIRED, subscription_id=res["id"], occurred_at=at)]
+            return [SubscriptionEvent(kind=EXPIRED, subscription_id=_id(res), occurred_at=at)]
         if kind in ("PAYMENT.SALE.REFUNDED", "PAYMENT.SALE.REVERSED"):
             sale = res.get("sale_id") or res.get("id")
             return [SubscriptionEvent(kind=REFUNDED, subscription_id=None, occurred_at=at, payment_id=sale)]

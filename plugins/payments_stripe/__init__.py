@@ -13,9 +13,13 @@ Webhook endpoint: ``/webhooks/stripe``, events ``invoice.paid``, ``checkout.sess
 """
 from __future__ import annotations
 
-import json
+import datetime as dt
+import logging
 
-import stripe
+try:
+    import stripe
+except ImportError:  # the ``stripe`` extra is not installed: this processor alone is off
+    stripe = None
 
 from aimg_app.plugin_api import (
     CANCELLED,
@@ -24,18 +28,34 @@ from aimg_app.plugin_api import (
     RENEWED,
     STARTED,
     InvalidSignature,
+    MalformedWebhook,
     PaymentError,
     PaymentProcessor,
     SubscriptionEvent,
     WebhookResult,
     epoch_seconds,
     hookimpl,
+    mapping,
+    number,
     one_of,
     required,
 )
 
 _INTERVALS = {"daily": "day", "monthly": "month", "yearly": "year"}
 _ZERO_DECIMAL = {"JPY"}
+
+
+def _list(value, name: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise MalformedWebhook(f"{name} is not a list")
+    return value
+
+
+def _latest(stamps) -> dt.datetime | None:
+    """The latest of some Unix timestamps (None when there is none)."""
+    return max((t for t in map(epoch_seconds, stamps) if t is not None), default=None)
 
 
 class StripeProcessor(PaymentProcessor):
@@ -95,49 +115,54 @@ class StripeProcessor(PaymentProcessor):
                                            tolerance=int(self.settings.get("tolerance_s", 300)))
         except stripe.SignatureVerificationError as exc:
             raise InvalidSignature(str(exc)[:200]) from None
-        event = json.loads(request.body)
+        event = request.json()
         required(event, "id", "type", "created", "data")
         return WebhookResult(event_id=event["id"], event_type=event["type"], events=self._events(event))
 
     def _events(self, event) -> list[SubscriptionEvent]:
-        kind, obj, at = event["type"], event["data"]["object"], epoch_seconds(event["created"])
+        [obj] = required(mapping(event["data"], "data"), "object")
+        kind, obj, at = event["type"], mapping(obj, "data.object"), epoch_seconds(event["created"])
         if kind == "invoice.paid":
             one_of(obj.get("status"), ("paid",), "invoice status")
-            parent = (obj.get("parent") or {}).get("subscription_details") or {}
+            parent = mapping(mapping(obj.get("parent"), "parent").get("subscription_details"), "subscription_details")
             sub_id = obj.get("subscription") or parent.get("subscription")
-            meta = (obj.get("subscription_details") or {}).get("metadata") or parent.get("metadata") or {}
+            meta = mapping(mapping(obj.get("subscription_details"), "subscription_details").get("metadata")
+                           or parent.get("metadata"), "metadata")
             if not sub_id:
                 return []
-            period_end = max((line["period"]["end"] for line in obj.get("lines", {}).get("data", [])), default=None)
-            factor = 1 if (obj.get("currency") or "").upper() in _ZERO_DECIMAL else 100
+            period_end = _latest(mapping(mapping(line, "line").get("period"), "period").get("end")
+                                 for line in _list(mapping(obj.get("lines"), "lines").get("data"), "lines"))
+            factor = 1 if str(obj.get("currency") or "").upper() in _ZERO_DECIMAL else 100
             return [SubscriptionEvent(
                 kind=STARTED if obj.get("billing_reason") == "subscription_create" else RENEWED,
                 subscription_id=sub_id, occurred_at=at, user_id=meta.get("userId"), email=obj.get("customer_email"),
-                product_id=meta.get("productId"), period_end=epoch_seconds(period_end), payer_id=obj.get("customer"),
-                payment_id=obj.get("payment_intent") or obj["id"], amount=(obj.get("amount_paid") or 0) / factor,
-                currency=(obj.get("currency") or "").upper() or None)]
+                product_id=meta.get("productId"), period_end=period_end, payer_id=obj.get("customer"),
+                payment_id=obj.get("payment_intent") or required(obj, "id")[0],
+                amount=number(obj.get("amount_paid") or 0, "amount_paid") / factor,
+                currency=str(obj.get("currency") or "").upper() or None)]
         if kind in ("checkout.session.completed", "checkout.session.async_payment_succeeded") \
                 and obj.get("mode") == "payment":
             # A session completes before a delayed payment method has paid: only "paid" grants.
             if one_of(obj.get("payment_status"), ("paid", "unpaid", "no_payment_required"),
                       "payment_status") != "paid":
                 return []
-            meta = obj.get("metadata") or {}
-            return [SubscriptionEvent(kind=STARTED, subscription_id=obj["id"], occurred_at=at,
+            meta = mapping(obj.get("metadata"), "metadata")
+            return [SubscriptionEvent(kind=STARTED, subscription_id=required(obj, "id")[0], occurred_at=at,
                                       user_id=obj.get("client_reference_id") or meta.get("userId"),
                                       product_id=meta.get("productId"), period_end=None, renews=False,
                                       payer_id=obj.get("customer"), payment_id=obj.get("payment_intent"))]
         if kind == "customer.subscription.updated":
-            meta = obj.get("metadata") or {}
-            period_end = obj.get("current_period_end") or max(
-                (item.get("current_period_end") or 0 for item in (obj.get("items") or {}).get("data", [])), default=None)
+            meta = mapping(obj.get("metadata"), "metadata")
+            period_end = epoch_seconds(obj.get("current_period_end")) or _latest(
+                mapping(item, "item").get("current_period_end")
+                for item in _list(mapping(obj.get("items"), "items").get("data"), "items"))
             if obj.get("cancel_at_period_end") or obj.get("cancel_at"):
-                return [SubscriptionEvent(kind=CANCELLED, subscription_id=obj["id"], occurred_at=at,
+                return [SubscriptionEvent(kind=CANCELLED, subscription_id=required(obj, "id")[0], occurred_at=at,
                                           user_id=meta.get("userId"), product_id=meta.get("productId"),
-                                          period_end=epoch_seconds(period_end))]
+                                          period_end=period_end)]
             return []
         if kind == "customer.subscription.deleted":
-            return [SubscriptionEvent(kind=EXPIRED, subscription_id=obj["id"], occurred_at=at)]
+            return [SubscriptionEvent(kind=EXPIRED, subscription_id=required(obj, "id")[0], occurred_at=at)]
         if kind in ("charge.refunded", "charge.dispute.created"):
             payment = obj.get("payment_intent") or obj.get("invoice")
             if not payment:
@@ -155,4 +180,9 @@ class StripeProcessor(PaymentProcessor):
 
 @hookimpl
 def register_payment_processors():
+    if stripe is None:
+        logging.getLogger("aimg.plugins").warning(
+            "payment processor 'stripe' not registered: the stripe package is not installed "
+            "(pip install 'aimg[stripe]')")
+        return []
     return [StripeProcessor]

@@ -1,6 +1,6 @@
 """A fake ComfyUI server: ComfyUI's own HTTP and WebSocket protocol, without a GPU.
 
-It follows what a real ComfyUI 0.3.x answers (see the project's COMFYUI-PROTOCOL notes), so
+It follows what a real ComfyUI 0.3.x answers, so
 the worker code that talks to it is the code that talks to a real GPU server: ``POST
 /prompt`` validates the graph and answers ComfyUI's error format, one prompt runs at a
 time, ``/ws`` streams ``status``/``execution_start``/``executing``/``progress``/``executed``/
