@@ -126,6 +126,8 @@ class AdminTierSchema(Schema):
 class CardSubscriptionSchema(Schema):
     merchantProcessor = fields.String(required=True, validate=validate.Length(min=1, max=32))
     productID = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    code = fields.String(validate=validate.Length(max=100), metadata={
+        "description": "The code a special plan was listed with (getBillingPlans?code=); needed to buy its prices."})
     cardNumber = fields.String(required=True, validate=validate.Length(min=1, max=40))
     cardHolderName = fields.String(required=True, validate=_SHORT)
     expirationMonth = fields.Integer(required=True, strict=False)
