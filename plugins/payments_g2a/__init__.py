@@ -37,7 +37,8 @@ from aimg_app.plugin_api import (
 )
 
 TIMEOUT_S = 15
-PERIOD_DAYS = {**PERIOD_DAYS, "lifetime": 0}
+# Days an order pays for, carried in the order id: the plugin API's, and 0 for a lifetime price.
+G2A_ORDER_DAYS = {**PERIOD_DAYS, "lifetime": 0}
 STATUSES = ("complete", "refunded", "partial_refunded", "rejected", "canceled", "pending")
 
 
@@ -55,14 +56,14 @@ class G2AProcessor(PaymentProcessor):
         self.rest_base = self.settings.get("rest_base", "https://pay.g2a.com").rstrip("/")
 
     def payment_url(self, checkout):
-        if self.settings.get("api_hash") and checkout.price.period in PERIOD_DAYS:
+        if self.settings.get("api_hash") and checkout.price.period in G2A_ORDER_DAYS:
             return checkout.checkout_url
         return None
 
     def start_checkout(self, checkout):
         price, payer, s = checkout.price, checkout.payer, self.settings
         # The order id carries who pays for what and for how long, so the IPN needs no lookup.
-        order = f"{payer.user_id}.{price.product_id}.{PERIOD_DAYS[price.period]}.{uuid.uuid4().hex[:8]}"
+        order = f"{payer.user_id}.{price.product_id}.{G2A_ORDER_DAYS[price.period]}.{uuid.uuid4().hex[:8]}"
         amount = f"{price.value:.2f}"
         back = checkout.redirect_url or (checkout.domain.origins[0] if checkout.domain.origins else "")
         form = {"api_hash": s.get("api_hash", ""), "hash": _sha256(order + amount + price.currency + s.get("api_secret", "")),
