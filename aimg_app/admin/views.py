@@ -150,7 +150,11 @@ def _thumb(item: Item | None, width: int = 360) -> str | None:
         # through the console (its session), not /getFile: the Items moderated here are
         # not public yet, or deleted, and getFile serves those to nobody but their owner
         return url_for("admin.item_file", file_id=item.file_id, width=width)
-    return item.url
+    # Jinja escapes markup, not URL schemes: only a web address or a path of ours becomes a src
+    url = (item.url or "").strip()
+    if url.lower().startswith(("https://", "http://")) or (url.startswith("/") and not url.startswith("//")):
+        return url
+    return None
 
 
 @bp.route("/files/<file_id>")
