@@ -27,6 +27,7 @@ from aimg_app.plugin_api import (
     REFUNDED,
     STARTED,
     InvalidSignature,
+    MalformedWebhook,
     PaymentError,
     PaymentProcessor,
     SubscriptionEvent,
@@ -85,8 +86,11 @@ class G2AProcessor(PaymentProcessor):
             raise InvalidSignature("bad IPN hash")
         transaction, order, amount, status = required(data, "transactionId", "userOrderId", "amount", "status")
         one_of(status, STATUSES, "status")
-        user_id, rest = order.split(".", 1)
-        product_id, days, _nonce = rest.rsplit(".", 2)
+        try:
+            user_id, rest = order.split(".", 1)
+            product_id, days, _nonce = rest.rsplit(".", 2)
+        except ValueError:
+            raise MalformedWebhook("userOrderId is not one of our orders") from None
         self._confirm(transaction, order, amount, status)
         at = dt.datetime.strptime(data["orderCompleteAt"], "%Y-%m-%d %H:%M:%S") if data.get("orderCompleteAt") \
             else request.received_at
@@ -94,12 +98,26 @@ class G2AProcessor(PaymentProcessor):
                   "product_id": product_id, "payment_id": transaction}
         events = []
         if status == "complete":
+            self._check_charged(request, product_id, days, amount, required(data, "currency")[0])
             until = at + dt.timedelta(days=int(days)) if int(days) else None
             events.append(SubscriptionEvent(kind=STARTED, period_end=until, renews=False,
-                                            amount=float(amount), currency=data.get("currency"), **common))
+                                            amount=float(amount), currency=data["currency"], **common))
         elif status in ("refunded", "partial_refunded", "rejected", "canceled"):
             events.append(SubscriptionEvent(kind=REFUNDED, **common))
         return WebhookResult(event_id=f"{transaction}:{status}", event_type=f"ipn.{status}", events=events)
+
+    @staticmethod
+    def _check_charged(request, product_id: str, days: str, amount: str, currency: str) -> None:
+        """What G2A charged must be what we sell: the order id names a product and its days,
+        and the amount and currency paid (both in the IPN, the amount confirmed by G2A PAY's
+        API) must be that product's price; an order id of any other make grants nothing."""
+        price = request.price_of(product_id)
+        if price is None or price.period not in G2A_ORDER_DAYS:
+            raise MalformedWebhook(f"unknown product {product_id[:40]!r}")
+        if days != str(G2A_ORDER_DAYS[price.period]):
+            raise MalformedWebhook("the order's days are not the product's period")
+        if not _same_amount(amount, price.value) or currency.upper() != price.currency.upper():
+            raise MalformedWebhook("the amount paid is not the product's price")
 
     def _confirm(self, transaction: str, order: str, amount: str, status: str) -> None:
         """G2A PAY's own record of the transaction must say what the IPN says."""
