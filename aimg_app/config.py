@@ -101,6 +101,8 @@ class Settings:
     admin_key_failures_per_client: str = "50 per 15 minutes"  # wrong X-Administration-Key values
     card_email_rate_limit_per_email: str = "5 per hour"  # payWithCardEmail mails to one address
     gift_card_attempts_per_user: str = "20 per hour"  # redeemGiftCard tries, counted before the check
+    events_streams_per_user: int = 5  # open GET /events streams per user (or anonymous session), then 429
+    events_streams_per_client: int = 20  # open GET /events streams per client address, then 429
     migrate_on_start: bool = True
     disabled_plugins: tuple[str, ...] = ()
     plugin_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -217,6 +219,8 @@ DOCS: dict[str, str] = {
     "admin_key_failures_per_client": "wrong `X-Administration-Key` values per client address, then 429",
     "card_email_rate_limit_per_email": "`payWithCardEmail` mails to one address",
     "gift_card_attempts_per_user": "`redeemGiftCard` attempts per user (counted before the code is looked up)",
+    "events_streams_per_user": "open `GET /events` streams per user (or anonymous session), then 429",
+    "events_streams_per_client": "open `GET /events` streams per client address, then 429",
     "generation_server_wait_s": "a run waits this long for a healthy ComfyUI server (status \"waiting for a "
                                 "generation server\"), then fails",
     "generation_prefetch": "runs a worker keeps queued on its ComfyUI server beyond the one running",

@@ -229,3 +229,43 @@ def test_a_next_with_control_characters_lands_on_the_approval_page(client):
     response = client.post("/admin/sign-in?next=/admin/reports?x=%0d%0aSet-Cookie:a=b",
                            data={"key": ADMIN_KEY, "csrf_token": token})
     assert response.status_code == 302 and response.headers["Location"].endswith("/admin/approval")
+
+
+PAYLOADS = ("<script>alert(1)</script>", '"><img src=x onerror=alert(2)>', "javascript:alert(3)")
+EXECUTABLE = re.compile(r"<script>alert|<img src=x onerror|(?:href|src|action|formaction)\s*=\s*[\"']?\s*javascript:",
+                        re.IGNORECASE)
+
+
+def test_prompts_report_texts_and_names_render_as_text(app, client, user):
+    """The attack: a prompt, a report text, a user name or a search carrying markup, run in the admin's console."""
+    from aimg_app.services import items as items_service
+    from tests.conftest import sign_up
+    from tests.library_helpers import domain_of, publish
+
+    text = " ".join(PAYLOADS)
+    [by_prompt] = make_items(app, user["user_id"], prompt=text, negprompt=text)
+    with app.app_context():  # an Item whose address is a javascript: URL (as an imported library could carry)
+        [linked] = items_service.create_queued_items(user_id=user["user_id"], domain=domain_of(app), count=1,
+                                                     mtype="image", params={"prompt": "p", "model_id": "m1"})
+        assert items_service.complete_item(linked.id, url="javascript:alert(4)", file_id=None, width=1, height=1, seed=1)
+    submit_pending(client, user, linked.id)
+    publish(client, user, by_prompt)  # public, so that others can report it
+    reporter = sign_up(client)
+    reported = assert_ok(client.post("/reportItems", json={"itemIds": [by_prompt], "additionalInformation": text},
+                                     headers=reporter["headers"]))["payload"]
+    assert reported[0]["success"], reported
+    named = client.post("/setSelfUserProperties", json={"username": PAYLOADS[1][:30]}, headers=user["headers"])
+    signed_in(client)
+    pages = {path: client.get(path) for path in (
+        "/admin/approval", "/admin/approval/approved", "/admin/reports", f"/admin/users?q={user['user_id']}", f"/admin/users?q={reporter['email']}")}
+    pages["search"] = client.get("/admin/users", query_string={"q": text})
+    for where, page in pages.items():
+        body = page.get_data(as_text=True)
+        assert page.status_code == 200, where
+        assert not EXECUTABLE.search(body), (where, EXECUTABLE.search(body).group(0))
+    assert linked.id in pages["/admin/approval"].get_data(as_text=True)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages["/admin/approval/approved"].get_data(as_text=True)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages["/admin/reports"].get_data(as_text=True)
+    assert "&lt;script&gt;" in pages["search"].get_data(as_text=True)
+    if named.status_code == 200:  # a name the rules let through is shown as text
+        assert "&lt;img src=x onerror" in pages[f"/admin/users?q={user['user_id']}"].get_data(as_text=True)

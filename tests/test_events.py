@@ -169,3 +169,71 @@ def test_events_need_a_session(live):
     bad = requests.get(f"{live}/events", headers={"X-Session-ID": str(uuid.uuid4()), "Last-Event-ID": "nope"},
                        timeout=10)
     assert bad.status_code == 400
+
+
+def _open(api: str, sid: str, address: str):
+    return requests.get(f"{api}/events", headers={"X-Session-ID": sid, "X-Forwarded-For": address}, stream=True,
+                        timeout=10)
+
+
+def _frees_within(api: str, sid: str, address: str, seconds: float = 8) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        response = _open(api, sid, address)
+        if response.status_code == 200:
+            response.close()
+            return True
+        assert response.status_code == 429
+        response.close()
+        time.sleep(0.2)
+    return False
+
+
+def test_open_streams_are_capped_per_user_and_per_address_and_freed_when_closed(make_app, monkeypatch):
+    """The attack: open streams without end until the server runs out of threads and Redis connections."""
+    import random
+    import socket
+
+    from aimg_app.services import events as events_service
+
+    monkeypatch.setattr(events_service, "BLOCK_MS", 200)  # a vanished client is noticed at the next keep-alive
+    app = make_app(events_streams_per_user=2, events_streams_per_client=3, trusted_proxy_count=1)
+    address, elsewhere = (f"10.{random.randrange(256)}.{random.randrange(256)}.{n}" for n in (1, 2))
+    with serve_app(app) as api:
+        a, b = _sign_up(api), _sign_up(api)
+        first, second = _open(api, a["sid"], address), _open(api, a["sid"], address)
+        assert (first.status_code, second.status_code) == (200, 200)
+        over = _open(api, a["sid"], address)
+        assert over.status_code == 429 and "user" in over.json()["errorMessage"]
+        assert _open(api, a["sid"], elsewhere).status_code == 429  # the user's cap, whatever the address
+        third = _open(api, b["sid"], address)
+        assert third.status_code == 200
+        full = _open(api, b["sid"], address)
+        assert full.status_code == 429 and "address" in full.json()["errorMessage"]
+        anonymous = _open(api, str(uuid.uuid4()), address)  # a fresh session id is free to mint: still capped
+        assert anonymous.status_code == 429
+        elsewhere_stream = _open(api, b["sid"], elsewhere)
+        assert elsewhere_stream.status_code == 200
+
+        # a stream the client closes gives its slot back
+        first.close()
+        assert _frees_within(api, a["sid"], address)
+
+        # and so does one whose client vanished without a word (the socket reset)
+        second.close()
+        third.close()
+        elsewhere_stream.close()
+        host, port = api.rsplit("/", 1)[1].split(":")
+        assert _frees_within(api, b["sid"], address) and _frees_within(api, b["sid"], elsewhere)
+        raw = []
+        for _ in range(2):
+            sock = socket.create_connection((host, int(port)), timeout=10)
+            sock.sendall(f"GET /events HTTP/1.1\r\nHost: {host}\r\nX-Session-ID: {a['sid']}\r\n"
+                         f"X-Forwarded-For: {address}\r\n\r\n".encode())
+            assert b" 200 " in sock.recv(4096).split(b"\r\n", 1)[0]
+            raw.append(sock)
+        assert _open(api, a["sid"], address).status_code == 429
+        for sock in raw:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            sock.close()
+        assert _frees_within(api, a["sid"], address)

@@ -162,3 +162,78 @@ def test_fs_ids_cannot_leave_the_old_servers_prefix(make_app, old_file_server, f
     assert_error(response, response.status_code)
     assert b"outside" not in response.data
     assert all(path.startswith("/files/") and ".." not in path for path in old_file_server.seen), old_file_server.seen
+
+
+def _item_with_files(app, client, owner_id: str, mtype: str = "image") -> tuple[str, list[str]]:
+    """A completed Item whose image (and, for a video, frame) are real stored files, named
+    as the workers name them; returns (item id, file ids)."""
+    from aimg_app.services import items as items_service
+    from tests.library_helpers import domain_of
+
+    with app.app_context():
+        app.extensions["aimg"].connect_mongo()
+        [item] = items_service.create_queued_items(user_id=owner_id, domain=domain_of(app), count=1, mtype=mtype,
+                                                   params={"prompt": "p", "model_id": "m1", "steps": 1})
+    main = f"{item.id}.png"
+    assert_ok(upload(client, png_bytes(), main, id=main))
+    frames = []
+    if mtype == "video":
+        frame = f"{item.id}-frame-0000.png"
+        assert_ok(upload(client, png_bytes(color="blue"), frame, id=frame))
+        frames = [{"frame_number": 0, "frame_count": 1, "url": f"/getFile?id={frame}", "file_id": frame}]
+    with app.app_context():
+        assert items_service.complete_item(item.id, url=f"/getFile?id={main}", file_id=main, width=64, height=32,
+                                           seed=1, frames=frames or None)
+    return item.id, [main] + [f["file_id"] for f in frames]
+
+
+def _status(client, file_id: str, headers=None, **args) -> int:
+    return client.get("/getFile", query_string={"id": file_id, **args}, headers=headers or {}).status_code
+
+
+def test_a_deleted_items_files_are_gone(app, client):
+    """The attack: keep an Item's file links and download them after the Item was deleted."""
+    from tests.conftest import new_session_headers, sign_up
+    from tests.library_helpers import new_folder, publish
+
+    owner = sign_up(client)
+    stranger = sign_up(client)
+    image, image_files = _item_with_files(app, client, owner["user_id"])
+    video, video_files = _item_with_files(app, client, owner["user_id"], mtype="video")
+    folder = new_folder(client, owner, public=True)
+    publish(client, owner, image, folder)
+    publish(client, owner, video, folder)
+    for file_id in image_files + video_files:
+        assert _status(client, file_id) == 200  # public: anyone, with or without a session
+        assert _status(client, file_id, width=16) == 200
+    assert_ok(client.delete("/deleteItems", query_string={"imageIDs": image}, headers=owner["headers"]))
+    for who in ({}, owner["headers"], stranger["headers"]):
+        for file_id in image_files:
+            assert _status(client, file_id, who) == 404
+            assert _status(client, file_id, who, width=16) == 404
+            assert _status(client, file_id, who, fs="true") == 404
+    # a user deleted with their Items: every file of theirs goes too
+    for file_id in video_files:
+        assert _status(client, file_id) == 200
+    assert_ok(client.delete("/deleteUser", query_string={"userID": owner["user_id"], "deleteItems": "true"},
+                            headers={**new_session_headers(), **ADMIN_HEADERS}))
+    for file_id in video_files:
+        assert _status(client, file_id) == 404
+
+
+def test_a_private_items_file_is_served_by_its_id_alone_as_an_img_needs(app, client):
+    """getFile takes no session (the contract's): an owner's <img src> shows their private Items,
+    so a living Item's file is reachable by its unguessable id; deleting the Item ends that."""
+    from tests.conftest import sign_up
+    from tests.library_helpers import new_folder
+
+    owner = sign_up(client)
+    item, [file_id] = _item_with_files(app, client, owner["user_id"])
+    private = new_folder(client, owner)
+    assert assert_ok(client.post("/addImagesToSelfFolder", json={"folderID": private, "imageIDs": [item]},
+                                 headers=owner["headers"]))["payload"]
+    assert _status(client, file_id) == 200  # what a browser's <img> sends: no header
+    assert _status(client, file_id, width=16) == 200
+    assert_ok(client.delete("/deleteItems", query_string={"imageIDs": item}, headers=owner["headers"]))
+    assert _status(client, file_id) == 404
+    assert _status(client, file_id, owner["headers"]) == 404

@@ -127,3 +127,26 @@ def test_guessing_codes_is_limited_per_user_even_in_parallel(make_app):
     with ThreadPoolExecutor(max_workers=10) as pool:
         statuses = list(pool.map(attempt, range(12)))
     assert statuses.count(404) == 5 and statuses.count(429) == 7, statuses
+
+
+def test_two_cards_redeemed_at_once_each_add_their_period(app, client):
+    """The attack (or an honest double click): redeem two valid cards in parallel and get one period for two."""
+    for tier_before in (False, True):
+        user = sign_up(client)
+        if tier_before:  # stacking on an expiring card of the same tier, too
+            [first] = download(client, numberOfCards=1, tier=1, days=10)
+            assert_ok(client.post("/redeemGiftCard", json={"code": first}, headers=user["headers"]))
+        before = self_user(client, user).get("tierExpiration")
+        codes = download(client, numberOfCards=4, tier=1, days=10)
+        start = threading.Barrier(len(codes))
+
+        def attempt(code):
+            local = app.test_client()
+            start.wait(timeout=30)
+            return local.post("/redeemGiftCard", json={"code": code}, headers=user["headers"]).status_code
+
+        with ThreadPoolExecutor(max_workers=len(codes)) as pool:
+            assert list(pool.map(attempt, codes)) == [200] * len(codes)
+        end = dt.datetime.fromisoformat(self_user(client, user)["tierExpiration"].rstrip("Z"))
+        base = dt.datetime.fromisoformat(before.rstrip("Z")) if before else utcnow()
+        assert abs(end - base - dt.timedelta(days=10 * len(codes))) < dt.timedelta(minutes=2), (before, end)

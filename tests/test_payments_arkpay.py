@@ -82,3 +82,22 @@ def test_a_notification_forged_from_a_card_page_link_is_refused(client, fake):
     statusless = json.dumps({"transaction": {"id": "tx-link"}, "createdAt": dt.datetime.now(dt.UTC).isoformat()})
     signature = hmac.new(SECRET.encode(), statusless.encode(), hashlib.sha256).hexdigest()
     assert_error(client.post("/webhooks/arkpay", data=statusless, headers={"Signature": signature}), 400, "malformed")
+
+
+def test_a_code_only_plan_cannot_be_bought_by_product_id_alone(client, fake):
+    """The attack: buy a special (code-only, e.g. discounted) plan knowing just its productID."""
+    user = sign_up(client)
+    special = create_plan(client, tier=3, providers=("arkpay",), code="VIP-ONLY", value=1.0)["prices"][0]["productID"]
+    assert special not in str(assert_ok(client.get("/getBillingPlans", headers=user["headers"]))["payload"])
+    for code in (None, "", "WRONG", "vip-only"):
+        body = {**CARD, "productID": special, **({"code": code} if code is not None else {})}
+        assert_error(client.post("/processCardSubscription", json=body, headers=user["headers"]), 404, "productID")
+        assert_error(client.post("/processCardSubscription", json={**body, "billingEmail": user["email"]}), 404)
+    assert self_user(client, user)["tier"] == 0
+    assert not [t for t in fake.transactions.values() if t.get("externalCustomerId") == user["user_id"]]
+    # with the code it was offered with, it is bought as any other plan
+    listed = assert_ok(client.get("/getBillingPlans", query_string={"code": "VIP-ONLY"}, headers=user["headers"]))
+    assert special in str(listed["payload"])
+    assert assert_ok(client.post("/processCardSubscription", json={**CARD, "productID": special, "code": "VIP-ONLY"},
+                                 headers=user["headers"]))["payload"]["success"] is True
+    assert self_user(client, user)["tier"] == 3

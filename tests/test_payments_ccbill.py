@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -127,3 +128,18 @@ def test_a_malformed_post_is_refused_not_a_crash(client):
     response = client.post("/webhooks/ccbill?eventType=NewSaleSuccess", data={"timestamp": "yesterday"},
                            environ_base={"REMOTE_ADDR": CCBILL_IP})
     assert_error(response, 400)
+
+
+def test_a_refund_before_its_sale_is_retried_not_lost(client, fake):
+    """The attack: get the refund delivered before the sale so it is ignored, and keep the tier."""
+    user = sign_up(client)
+    product = create_plan(client, tier=2, providers=("ccbill",), value=19.99)["prices"][0]["productID"]
+    sub = str(uuid.uuid4().int)[:10]
+    refund = {"subscriptionId": sub, "transactionId": f"r-{sub}", "timestamp": mst(-0.001)}
+    for event_type in ("Refund", "Chargeback"):
+        assert post(client, event_type, refund).status_code == 503  # CCBill delivers it again
+    fake.statuses[sub] = "2"
+    assert_ok(post(client, "NewSaleSuccess", sale_from(link_of(client, user, product), sub, user["email"])))
+    assert self_user(client, user)["tier"] == 2
+    assert_ok(post(client, "Refund", refund))
+    assert self_user(client, user)["tier"] == 0

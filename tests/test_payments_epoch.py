@@ -172,3 +172,20 @@ def test_a_postback_recut_around_a_free_text_field_is_refused(client):
     assert_error(postback(client, {**base, "name": "Eve pi_codePI999"}), 400)  # text holding a field's name
     assert_error(postback(client, {**base, "email": "eve@evil_example.com"}), 400)  # not an email
     assert self_user(client, user)["tier"] == 0
+
+
+def test_a_chargeback_before_its_purchase_is_retried_not_lost(client):
+    """The attack: get the chargeback delivered before the sale so it is ignored, and keep the tier."""
+    user = sign_up(client)
+    member = f"m-{uuid.uuid4().hex[:8]}"
+    for kind, tx in (("CB", "early-cb"), ("CR", "early-cr")):
+        early = {"trans_type": kind, "member_id": member, "transaction_id": f"{tx}-{member}",
+                 "trans_datetime": stamp(-0.001)}
+        assert postback(client, early).status_code == 503  # Epoch delivers it again
+    initial = {"ans": "Y", "trans_type": "I", "member_id": member, "transaction_id": f"sale-{member}",
+               "x_userid": user["user_id"], "pi_code": "PI123", "trans_datetime": stamp(-0.01),
+               "next_rebill": (dt.date.today() + dt.timedelta(days=30)).isoformat()}
+    assert postback(client, initial).status_code == 200
+    assert self_user(client, user)["tier"] == 1
+    assert postback(client, early).status_code == 200  # the redelivery applies
+    assert self_user(client, user)["tier"] == 0

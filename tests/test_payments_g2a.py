@@ -81,3 +81,23 @@ def test_a_forged_ipn_is_refused(client, fake):
     tampered = {**fake.ipn(order, "9.99", "complete", now), "amount": "0.01"}
     assert_error(client.post("/webhooks/g2a", data=tampered), 400)
     assert self_user(client, user)["tier"] == 0
+
+
+def test_an_order_paid_less_than_its_product_grants_nothing(client, fake):
+    """The attack: an order id naming a costly product and many days, really paid at G2A for a few cents
+    (or in another currency): G2A's hash and API confirm the payment, not that it was our price."""
+    user = sign_up(client)
+    gold = create_plan(client, tier=3, providers=("g2a",), value=49.99)["prices"][0]["productID"]
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    for order, amount, currency in ((f"{user['user_id']}.{gold}.30.cheap0001", "0.01", "USD"),
+                                    (f"{user['user_id']}.{gold}.3650.long0001", "49.99", "USD"),
+                                    (f"{user['user_id']}.{gold}.30.curr0001", "49.99", "JPY"),
+                                    (f"{user['user_id']}.no-such-product.30.none0001", "49.99", "USD"),
+                                    ("no-dots-at-all", "49.99", "USD")):
+        ipn = fake.ipn(order, amount, "complete", now)
+        fake.transactions[ipn["transactionId"]]["currency"] = currency
+        assert_error(client.post("/webhooks/g2a", data={**ipn, "currency": currency}), 400)
+    assert self_user(client, user)["tier"] == 0
+    paid = fake.ipn(f"{user['user_id']}.{gold}.30.right001", "49.99", "complete", now)
+    assert_ok(client.post("/webhooks/g2a", data=paid))
+    assert self_user(client, user)["tier"] == 3

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.conftest import assert_error, assert_ok, sign_up
-from tests.library_helpers import make_items, new_folder
+from tests.conftest import assert_error, assert_ok, new_session_headers, sign_up
+from tests.library_helpers import make_items, new_folder, publish
 
 
 def post(client, who, path, **body):
@@ -88,3 +88,26 @@ def test_tags_list_is_ordered_by_usage_with_exact_counts(app, client, user):
                                 headers=user["headers"]))
     assert [t["name"] for t in page["payload"]] == ["zz-mid"]
     assert assert_ok(client.get("/getTagsList", query_string={"limit": 500}, headers=user["headers"]))["metadata"]["limit"] == 100
+
+
+def test_tags_list_shows_only_public_tags_and_the_callers_own(app, client, user):
+    """The attack: a stranger reads getTagsList to learn the tags on a user's private Items and folders."""
+    private_item, public_item = make_items(app, user["user_id"], 2)
+    post(client, user, "/addTagsToItem", imageID=private_item, tags=["zz-secret-item"])
+    post(client, user, "/addTagsToItem", folderID=new_folder(client, user), tags=["zz-secret-folder"])
+    post(client, user, "/addTagsToItem", folderID=new_folder(client, user, public=True), tags=["zz-open-folder"])
+    shown_folder = new_folder(client, user, public=True, name="shown")
+    publish(client, user, public_item, shown_folder)
+    post(client, user, "/addTagsToItem", imageID=public_item, tags=["zz-open-item", "zz-secret-item"])
+    names = ("zz-secret-item", "zz-secret-folder", "zz-open-folder", "zz-open-item")
+    stranger = sign_up(client)
+    anonymous = {"headers": new_session_headers()}
+    for outsider in (stranger, anonymous):
+        body = assert_ok(client.get("/getTagsList", headers=outsider["headers"]))
+        listed = {t["name"]: t["usageCount"] for t in body["payload"]}
+        assert "zz-secret-folder" not in listed
+        assert listed["zz-secret-item"] == 1  # the public Item's use only
+        assert usage(client, outsider, *names) == {"zz-secret-item": 1, "zz-open-folder": 1, "zz-open-item": 1}
+        assert body["metadata"]["totalCount"] == len(listed)
+    assert usage(client, user, *names) == {"zz-secret-item": 2, "zz-secret-folder": 1, "zz-open-folder": 1,
+                                           "zz-open-item": 1}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from urllib.parse import urlencode
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
@@ -148,8 +147,25 @@ def _thumb(item: Item | None, width: int = 360) -> str | None:
     if item is None:
         return None
     if item.file_id:
-        return "/getFile?" + urlencode({"id": item.file_id, "width": width})
-    return item.url
+        # through the console (its session), not /getFile: the Items moderated here are
+        # not public yet, or deleted, and getFile serves those to nobody but their owner
+        return url_for("admin.item_file", file_id=item.file_id, width=width)
+    # Jinja escapes markup, not URL schemes: only a web address or a path of ours becomes a src
+    url = (item.url or "").strip()
+    if url.lower().startswith(("https://", "http://")) or (url.startswith("/") and not url.startswith("//")):
+        return url
+    return None
+
+
+@bp.route("/files/<file_id>")
+def item_file(file_id: str):
+    from ..api.technical import file_response
+    from ..services import files as files_service
+
+    width = request.args.get("width", "")
+    content = files_service.read_file(context.resources().files, file_id,
+                                      width=min(int(width), 8192) or None if width.isdigit() else None)
+    return file_response(content)
 
 
 # --- sign-in ------------------------------------------------------------------------------------

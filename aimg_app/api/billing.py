@@ -126,6 +126,8 @@ class AdminTierSchema(Schema):
 class CardSubscriptionSchema(Schema):
     merchantProcessor = fields.String(required=True, validate=validate.Length(min=1, max=32))
     productID = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    code = fields.String(validate=validate.Length(max=100), metadata={
+        "description": "The code a special plan was listed with (getBillingPlans?code=); needed to buy its prices."})
     cardNumber = fields.String(required=True, validate=validate.Length(min=1, max=40))
     cardHolderName = fields.String(required=True, validate=_SHORT)
     expirationMonth = fields.Integer(required=True, strict=False)
@@ -344,7 +346,9 @@ def redeem_gift_card(body):
     # Counted before the code is looked up, so parallel guesses get no more than the limit.
     enforce(context.resources().rate_limiter, context.resources().settings.gift_card_attempts_per_user,
             "gift-card-user", user.id, "Too many gift card attempts: please wait before trying again.")
-    result = giftcards_service.redeem(context.resources().pg, domain.identifier, user, body["code"], domain.environment)
+    resources = context.resources()
+    result = giftcards_service.redeem(resources.pg, resources.redis, domain.identifier, user, body["code"],
+                                      domain.environment)
     result["tierExpiration"] = iso(result["tierExpiration"])
     return ok(result)
 

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 from flask import Response, request, stream_with_context
 from marshmallow import Schema, fields, validate
 
 from .. import context
-from ..errors import BadRequest
+from ..errors import BadRequest, TooManyRequests
+from ..ratelimit import client_key
 from ..services import events as events_service
 from ..services import generation as generation_service
 from .base import Blueprint
@@ -52,10 +54,24 @@ def events(args):
     last_id = events_service.valid_event_id(raw_last)
     if raw_last and last_id is None:
         raise BadRequest("Last-Event-ID must be an event id this stream sent.")
-    resources = context.resources()
-    connection = events_service.reader_connection(resources.settings.redis_url)
+    settings = context.resources().settings
+    connection = events_service.reader_connection(settings.redis_url)
+    # Each open stream holds a thread and a Redis connection: capped per owner and per address.
+    keys = events_service.slot_keys(owner, client_key())
+    token = uuid.uuid4().hex
+    full = events_service.take_slot(connection, keys, [settings.events_streams_per_user,
+                                                       settings.events_streams_per_client], token)
+    if full:
+        raise TooManyRequests("Too many open event streams " + ("for this user." if full == 1 else "from this address.")
+                              + " Close one first.")
     schema = GenerationStatusSchema()
     body = events_service.stream(connection, owner, last_id, MAX_STREAM_SECONDS,
-                                 render=lambda status: json.dumps(schema.dump(status), separators=(",", ":")))
-    return Response(stream_with_context(body), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                                 render=lambda status: json.dumps(schema.dump(status), separators=(",", ":")),
+                                 block_ms=events_service.BLOCK_MS,
+                                 renew=lambda: events_service.renew_slot(connection, keys, token))
+    response = Response(stream_with_context(body), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    # called by the WSGI server however the response ends (finished, or the client gone),
+    # even when the body was never started
+    response.call_on_close(lambda: events_service.release_slot(connection, keys, token))
+    return response

@@ -25,10 +25,12 @@ class TagsListArgs(PaginationArgsSchema):
 @blp.arguments(TagsListArgs, location="query")
 @blp.response(200, envelope("TagsListResponse", fields.List(fields.Nested(TagSchema)), paginated=True))
 def get_tags_list(args):
-    """The domain's tags in use (at most 100 a page), most used first; totalCount is exact."""
+    """The tags in use on public Items and Folders and the caller's own (at most 100 a page), most used
+    first; totalCount is exact."""
     context.require_session_header()
-    items, metadata = tags_service.tags_list(context.domain().identifier, args.get("tags"), args["limit"],
-                                             args.get("skipCount"))
+    viewer = context.current_user(required=False)
+    items, metadata = tags_service.tags_list(context.domain().identifier, viewer.id if viewer else None,
+                                             args.get("tags"), args["limit"], args.get("skipCount"))
     return ok(items, metadata)
 
 

@@ -164,11 +164,17 @@ def upload_file(files, form):
 def get_file(args):
     """Download a file (inline, with its stored MIME type); resizes png/jpg/jpeg/gif."""
     settings = context.resources().settings
+    files_service.check_item_file(args["id"], domain=context.domain().identifier)
     content = files_service.read_file(
         context.resources().files, args["id"], skip_checksum=args["skipChecksum"], width=args.get("width"),
         height=args.get("height"), mode=args.get("mode"), legacy_url=settings.legacy_file_server_url,
         use_legacy=args["fs"], max_bytes=settings.max_file_bytes,
     )
+    return file_response(content)
+
+
+def file_response(content: files_service.FileContent) -> Response:
+    """A file's bytes, inline; also what the Admin UI serves its thumbnails with."""
     response = Response(content.data, mimetype=content.content_type)
     response.headers["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(content.file_name)}"
     # Uploaded bytes are served as data, never as an active document of the API's origin.

@@ -98,5 +98,8 @@ class Item(me.Document):
             ("user_id", "is_publicly_visible", "-completed_date", "-id"),
             ("folder_id", "is_publicly_visible", "-completed_date", "-id"),
             ("folder_id", "is_deleted", "-folder_added_date", "-id"),
+            # getFile finds the Item a file belongs to (services.files.check_item_file)
+            ("file_id",),
+            ("frames.file_id",),
         ],
     }

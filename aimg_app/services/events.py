@@ -11,6 +11,7 @@ import json
 import re
 import logging
 import threading
+import time
 from dataclasses import asdict
 from typing import Callable, Iterable, Iterator
 
@@ -71,6 +72,59 @@ def reader_connection(url: str) -> redis.Redis:
         return _readers[url]
 
 
+# --- open streams per owner and per client address ----------------------------------------
+# Each open stream holds a slot: a member of a Redis sorted set per key, scored by when its
+# lease ends. The stream renews the lease at every wake (at most BLOCK_MS apart) and gives
+# the slot back when its response is closed (the WSGI server closes it when the client goes
+# away, at the next write that fails); a process that dies leaves leases that simply lapse.
+SLOT_LEASE_S = 3 * BLOCK_MS / 1000
+
+# Atomically, for every key: forget lapsed slots; if any key is full, take nothing and
+# answer its position; else take a slot under every key.
+_TAKE = """
+local now, lease_end, token = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if redis.call('ZCARD', key) >= tonumber(ARGV[3 + i]) then return i end
+end
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, lease_end, token)
+  redis.call('EXPIRE', key, math.ceil(lease_end - now) + 1)
+end
+return 0
+"""
+
+
+def slot_keys(owner: str, client: str) -> list[str]:
+    return [f"aimg:events:slots:owner:{owner}", f"aimg:events:slots:client:{client}"]
+
+
+def take_slot(connection: redis.Redis, keys: list[str], caps: list[int], token: str) -> int:
+    """0 when ``token`` now holds a slot under every key, else the 1-based position of the
+    key that is full (nothing taken)."""
+    now = time.time()
+    return int(connection.eval(_TAKE, len(keys), *keys, now, now + SLOT_LEASE_S, token, *caps))
+
+
+def renew_slot(connection: redis.Redis, keys: list[str], token: str) -> None:
+    until = time.time() + SLOT_LEASE_S
+    pipe = connection.pipeline(transaction=False)
+    for key in keys:
+        pipe.zadd(key, {token: until}, xx=True)
+        pipe.expire(key, int(SLOT_LEASE_S) + 1)
+    pipe.execute()
+
+
+def release_slot(connection: redis.Redis, keys: list[str], token: str) -> None:
+    try:
+        pipe = connection.pipeline(transaction=False)
+        for key in keys:
+            pipe.zrem(key, token)
+        pipe.execute()
+    except redis.RedisError:
+        log.warning("releasing an events slot failed; its lease lapses by itself")
+
+
 def valid_event_id(value: str | None) -> str | None:
     return value.strip() if value and _STREAM_ID.match(value.strip()) else None
 
@@ -80,12 +134,12 @@ def _text(value) -> str:
 
 
 def stream(connection: redis.Redis, owner: str, last_id: str | None, max_seconds: float,
-           render: Callable[[dict], str], block_ms: int = BLOCK_MS) -> Iterator[str]:
+           render: Callable[[dict], str], block_ms: int = BLOCK_MS,
+           renew: Callable[[], None] | None = None) -> Iterator[str]:
     """Server-Sent Events text for ``owner`` after ``last_id`` (None: from now on), for at most
     ``max_seconds`` (the browser then reconnects with ``Last-Event-ID``). ``render`` turns an
-    event's stored GenerationStatus (its fields) into the ``data`` line's JSON."""
-    import time
-
+    event's stored GenerationStatus (its fields) into the ``data`` line's JSON; ``renew`` is
+    called at every wake (the stream's slot lease)."""
     key = stream_key(owner)
     if last_id is None:
         try:
@@ -99,6 +153,8 @@ def stream(connection: redis.Redis, owner: str, last_id: str | None, max_seconds
     while time.monotonic() < deadline:
         wait = int(min(block_ms, max(1.0, (deadline - time.monotonic()) * 1000)))
         try:
+            if renew is not None:
+                renew()
             answer = connection.xread({key: last_id}, count=100, block=wait)
         except redis.RedisError:
             log.warning("reading generation events failed; the stream ends and the browser reconnects")

@@ -14,6 +14,7 @@ import requests
 
 from ..errors import BadRequest, Conflict, NotFound
 from ..models import StoredFile
+from ..models.item import Item
 from ..models.base import iso
 from ..storage.seaweedfs import SeaweedStore, StoredBlobMissing
 
@@ -131,6 +132,31 @@ def read_file(store: SeaweedStore, file_id: str, *, skip_checksum: bool = False,
         )
     content_type = blob.content_type if resize and blob.content_type else record.content_type
     return FileContent(blob.data, content_type, record.file_name)
+
+
+# What the generation workers name an Item's outputs: "<item id>.<ext>" and
+# "<item id>-frame-NNNN.<ext>" (workers/jobs.py).
+_ITEM_FILE = re.compile(r"^(?P<item>.+?)(?:-frame-\d{4})?\.[A-Za-z0-9]{1,5}$")
+
+
+def check_item_file(file_id: str, *, domain: str) -> None:
+    """NotFound when ``file_id`` is an output of a deleted Item (or of another site's).
+
+    An Item's files follow the Item: gone once it is deleted, for its owner too. While the
+    Item lives, its file is served to whoever holds the id, as the contract's getFile takes
+    no session (an ``<img src>`` must work for the owner's private Items); the id embeds
+    the Item's random UUID, so it cannot be guessed, only shared.
+    The Item is found by what it points at (its file, its frames) or by the name the
+    workers give its outputs, so a file stored for an Item deleted before it completed is
+    covered too. A file of no Item (an admin upload) is not concerned.
+    """
+    named = _ITEM_FILE.match(file_id)
+    clauses: list[dict] = [{"file_id": file_id}, {"frames.file_id": file_id}]
+    if named:
+        clauses.append({"_id": named.group("item")})
+    item = Item.objects(__raw__={"$or": clauses}).only("is_deleted", "domain").first()
+    if item is not None and (item.is_deleted or item.domain != domain):
+        raise NotFound(f"File '{file_id}' does not exist.")
 
 
 def legacy_url_of(base_url: str, file_id: str) -> str:

@@ -8,9 +8,10 @@ import secrets
 import uuid
 
 import mongoengine as me
+import redis
 from psycopg_pool import ConnectionPool
 
-from ..errors import BadRequest, Conflict, NotFound
+from ..errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from ..models import User
 from ..models.base import utcnow
 from ..models.billing import GiftCard
@@ -22,6 +23,7 @@ from .tiers import tier_state
 ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 CODE_SYMBOLS = 16
 EXTERNAL_CODE = re.compile(r"^[A-Za-z0-9-]{4,128}$")
+LOCK_TIMEOUT_S = 30  # one user's redemption in progress; far longer than one takes
 
 
 def normalize(code: str) -> str:
@@ -67,13 +69,32 @@ def create_cards(domain: str, *, provider: str, tier: int, days: int, count: int
     return codes
 
 
-def redeem(pool: ConnectionPool, domain: str, user: User, code: str, env: str | None) -> dict:
+def redeem(pool: ConnectionPool, redis_client: redis.Redis, domain: str, user: User, code: str,
+           env: str | None) -> dict:
     """Redeem ``code`` for ``user``: once only, whoever asks first."""
     card = GiftCard.objects(domain=domain, code_hash=code_hash(code)).first()
     if card is None:
         raise NotFound("This gift card code is not valid.")
     if card.redeemed_by is not None:
         raise Conflict("This gift card has already been redeemed.")
+    # Where a card starts depends on the user's tier, read below and changed by the grant:
+    # one user's redemptions run one at a time (every API process shares the lock), so two
+    # cards redeemed at once each add their own period instead of both starting at the same
+    # end. The lock lapses by itself if its holder dies.
+    lock = redis_client.lock(f"aimg:giftcard:redeem:{user.id}", timeout=LOCK_TIMEOUT_S,
+                             blocking_timeout=LOCK_TIMEOUT_S)
+    if not lock.acquire():
+        raise ServiceUnavailable("Another gift card of yours is being redeemed; please try again.")
+    try:
+        return _redeem(pool, domain, user, card, env)
+    finally:
+        try:
+            lock.release()
+        except redis.exceptions.LockError:
+            pass  # lapsed already
+
+
+def _redeem(pool: ConnectionPool, domain: str, user: User, card: GiftCard, env: str | None) -> dict:
     user = User.objects(id=user.id).first()
     current = tier_state(user)
     is_expiring = current.tier > 0 and subscriptions.expiring(user.id, current.tier)

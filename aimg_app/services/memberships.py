@@ -121,8 +121,8 @@ def card_subscription(resources, domain: Domain, user: User | None, body: dict, 
     processor = resources.payment_processors.get(body["merchantProcessor"])
     if processor is None or not processor.accepts_cards:
         raise BadRequest("merchantProcessor does not accept card payments.")
-    product = plans.find_product(domain.identifier, body["productID"])
-    if product is None or product.plan.env != domain.environment:
+    product = plans.offered_product(domain, body["productID"], body.get("code"))
+    if product is None:
         raise NotFound("productID names no billing plan price.")
     if not any(p.payment_provider == processor.identifier for p in product.price.payment_providers):
         raise BadRequest("This product cannot be paid with the chosen merchantProcessor.")

@@ -80,12 +80,23 @@ def list_plans(domain: str, env: str, plan_ids: list[str] | None, code: str | No
     query = BillingPlan.objects(domain=domain, env=env)
     if plan_ids:
         query = query.filter(id__in=plan_ids)
-    plans = []
-    for plan in query.order_by("created_date"):
-        if plan.code and not (code and hmac.compare_digest(plan.code.encode(), code.encode())):
-            continue
-        plans.append(plan)
-    return plans
+    return [plan for plan in query.order_by("created_date") if offered(plan, code)]
+
+
+def offered(plan: BillingPlan, code: str | None) -> bool:
+    """Whether ``plan`` is offered to a caller giving ``code``: a special plan only with its own."""
+    return not plan.code or bool(code and hmac.compare_digest(plan.code.encode(), code.encode()))
+
+
+def offered_product(domain: Domain, product_id: str | None, code: str | None) -> Product | None:
+    """The price ``product_id`` if a caller giving ``code`` could see it in ``getBillingPlans``
+    (same site and environment; a special plan only with its code), else None. Every path
+    that buys a product the caller names goes through this, so knowing a product id of a
+    special plan is not enough to buy it."""
+    product = find_product(domain.identifier, product_id)
+    if product is None or product.plan.env != domain.environment or not offered(product.plan, code):
+        return None
+    return product
 
 
 def plan_view(plan: BillingPlan, processors: dict, make_checkout) -> dict:

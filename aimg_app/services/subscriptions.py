@@ -68,10 +68,22 @@ def _find_or_create(domain: str, processor: str, event: SubscriptionEvent, env: 
     sub = Subscription.objects(processor=processor, vendor_id=event.subscription_id).first()
     if sub is not None:
         return sub
-    user = _find_user(domain, processor, event)
+    # A refund, chargeback, cancellation or expiry usually names only the subscription: when
+    # it comes before its purchase, the vendor must deliver it again later (503), never
+    # have it answered "ignored" and lost. Only a sale naming no payer or product we know
+    # is ignored.
+    sale = event.kind in (STARTED, RENEWED)
+    try:
+        user = _find_user(domain, processor, event)
+    except Unmatched:
+        if sale:
+            raise
+        raise RetryLater(f"subscription {event.subscription_id} is not known yet") from None
     product = plans_service.find_product(domain, event.product_id)
     tier = event.tier if event.tier is not None else (product.plan.tier if product else None)
     if tier is None:
+        if not sale:
+            raise RetryLater(f"subscription {event.subscription_id} is not known yet")
         raise Unmatched(f"unknown product {event.product_id!r}")
     sub = Subscription(id=str(uuid.uuid4()), domain=domain, user_id=user.id, processor=processor,
                        vendor_id=event.subscription_id, product_id=event.product_id or "unknown", tier=tier,

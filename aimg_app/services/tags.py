@@ -130,16 +130,36 @@ def set_tags(user_id: str, tags: list[str], image_id: str | None, folder_id: str
 # --- the list ----------------------------------------------------------------------------------
 
 
-def tags_list(domain: str, names: list[str] | None, limit: int, skip: int | None) -> tuple[list[dict], dict]:
-    """The most used tags of the domain (at most 100 a page), usage count descending."""
-    qs = Tag.objects(domain=domain, usage_count__gt=0)
+def _usage(document, domain: str, visible: dict, names: list[str] | None) -> dict[str, int]:
+    """Tag name -> how many of ``document`` (Items or Folders) the caller may see carry it."""
+    match: dict = {"domain": domain, "is_deleted": False, "tags.0": {"$exists": True}, **visible}
+    pipeline: list[dict] = [{"$match": match}, {"$project": {"tags": 1}}, {"$unwind": "$tags"}]
     if names:
-        qs = qs.filter(name__in=[n.lower() for n in names])
+        pipeline.append({"$match": {"tags": {"$in": names}}})
+    pipeline.append({"$group": {"_id": "$tags", "n": {"$sum": 1}}})
+    return {row["_id"]: row["n"] for row in document.objects.aggregate(pipeline)}
+
+
+def tags_list(domain: str, viewer_id: str | None, names: list[str] | None, limit: int,
+              skip: int | None) -> tuple[list[dict], dict]:
+    """The tags in use on what the caller may see (at most 100 a page), usage count descending.
+
+    Counted from the Items and Folders themselves, never from the domain-wide ``Tag``
+    counters: a tag used only on someone else's private Item or Folder would otherwise be
+    listed (its name, and how often it is used, are that user's private data).
+    """
+    names = [n.lower() for n in names] if names else None
+    counts: dict[str, int] = {}
+    for document, public, extra in ((Item, {"is_publicly_visible": True}, {"status": "completed"}),
+                                    (Folder, {"is_public": True}, {})):
+        visible = {"$or": [public, {"user_id": viewer_id}]} if viewer_id else public
+        for name, n in _usage(document, domain, {**extra, **visible}, names).items():
+            counts[name] = counts.get(name, 0) + n
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     limit = min(limit, TAGS_LIST_MAX)
-    rows = list(qs.order_by("-usage_count", "name").skip(skip or 0).limit(limit))
-    total = qs.count()
+    rows = ordered[skip or 0:(skip or 0) + limit]
     metadata = {"paginationIndex": "0", "nextPaginationIndex": None, "reversePagination": False, "limit": limit,
-                "count": len(rows), "totalCount": total}
+                "count": len(rows), "totalCount": len(ordered)}
     if skip is not None:
         metadata["skipCount"] = skip
-    return [{"name": t.name, "usageCount": t.usage_count} for t in rows], metadata
+    return [{"name": name, "usageCount": n} for name, n in rows], metadata

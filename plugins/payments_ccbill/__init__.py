@@ -52,7 +52,8 @@ from aimg_app.plugin_api import (
 
 CCBILL_NETWORKS = ("64.38.240.0/24", "64.38.241.0/24", "64.38.212.0/24", "64.38.215.0/24")
 CURRENCY_CODES = {"USD": "840", "EUR": "978", "GBP": "826", "CAD": "124", "AUD": "036", "JPY": "392", "CHF": "756"}
-PERIOD_DAYS = {**PERIOD_DAYS, "daily": 2}  # CCBill's shortest period is 2 days
+# Days CCBill bills a period for: the plugin API's, but CCBill's shortest period is 2 days.
+CCBILL_PERIOD_DAYS = {**PERIOD_DAYS, "daily": 2}
 CURRENCY_OF_CODE = {code: name for name, code in CURRENCY_CODES.items()}
 DATALINK_URL = "https://datalink.ccbill.com/utils/subscriptionManagement.cgi"
 TIMEOUT_S = 20
@@ -85,9 +86,9 @@ class CCBillProcessor(PaymentProcessor):
             return None
         amount = f"{price.value:.2f}"
         fields = {"clientAccnum": s.get("client_accnum", ""), "clientSubacc": s.get("client_subacc", ""),
-                  "initialPrice": amount, "initialPeriod": str(PERIOD_DAYS.get(price.period, 30)),
+                  "initialPrice": amount, "initialPeriod": str(CCBILL_PERIOD_DAYS.get(price.period, 30)),
                   "currencyCode": CURRENCY_CODES[price.currency]}
-        recurring = price.period in PERIOD_DAYS
+        recurring = price.period in CCBILL_PERIOD_DAYS
         if recurring:
             fields.update(recurringPrice=amount, recurringPeriod=fields["initialPeriod"],
                           numRebills=str(s.get("num_rebills", 99)))
@@ -150,12 +151,12 @@ class CCBillProcessor(PaymentProcessor):
         not covered by its digest, so a buyer could name a dearer product than they paid for."""
         if price is None:
             raise InvalidSignature("X-productId names no product we sell")
-        days = str(PERIOD_DAYS.get(price.period, 30))
+        days = str(CCBILL_PERIOD_DAYS.get(price.period, 30))
         billed_currency, billed_initial, initial_period = required(
             data, "billedCurrencyCode", "billedInitialPrice", "initialPeriod")
         wanted = [(str(billed_currency), CURRENCY_CODES.get(price.currency)), (str(initial_period), days)]
         amounts = [billed_initial]
-        if price.period in PERIOD_DAYS:
+        if price.period in CCBILL_PERIOD_DAYS:
             billed_recurring, recurring_period = required(data, "billedRecurringPrice", "recurringPeriod")
             wanted.append((str(recurring_period), days))
             amounts.append(billed_recurring)

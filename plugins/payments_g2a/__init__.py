@@ -40,7 +40,8 @@ from aimg_app.plugin_api import (
 )
 
 TIMEOUT_S = 15
-PERIOD_DAYS = {**PERIOD_DAYS, "lifetime": 0}
+# Days an order pays for, carried in the order id: the plugin API's, and 0 for a lifetime price.
+G2A_ORDER_DAYS = {**PERIOD_DAYS, "lifetime": 0}
 STATUSES = ("complete", "refunded", "partial_refunded", "rejected", "canceled", "pending")
 
 
@@ -58,14 +59,14 @@ class G2AProcessor(PaymentProcessor):
         self.rest_base = self.settings.get("rest_base", "https://pay.g2a.com").rstrip("/")
 
     def payment_url(self, checkout):
-        if self.settings.get("api_hash") and checkout.price.period in PERIOD_DAYS:
+        if self.settings.get("api_hash") and checkout.price.period in G2A_ORDER_DAYS:
             return checkout.checkout_url
         return None
 
     def start_checkout(self, checkout):
         price, payer, s = checkout.price, checkout.payer, self.settings
         # The order id carries who pays for what and for how long, so the IPN needs no lookup.
-        order = f"{payer.user_id}.{price.product_id}.{PERIOD_DAYS[price.period]}.{uuid.uuid4().hex[:8]}"
+        order = f"{payer.user_id}.{price.product_id}.{G2A_ORDER_DAYS[price.period]}.{uuid.uuid4().hex[:8]}"
         amount = f"{price.value:.2f}"
         back = checkout.redirect_url or (checkout.domain.origins[0] if checkout.domain.origins else "")
         form = {"api_hash": s.get("api_hash", ""), "hash": _sha256(order + amount + price.currency + s.get("api_secret", "")),
@@ -88,10 +89,11 @@ class G2AProcessor(PaymentProcessor):
         transaction, order, amount, status = required(data, "transactionId", "userOrderId", "amount", "status")
         one_of(status, STATUSES, "status")
         # userOrderId is ours: "<user>.<product>.<days>.<nonce>" (the product may hold dots)
-        parts = order.split(".")
-        if len(parts) < 4 or not parts[-2].isdigit():
-            raise MalformedWebhook("userOrderId is not one of our orders")
-        user_id, product_id, days = parts[0], ".".join(parts[1:-2]), parts[-2]
+        try:
+            user_id, rest = order.split(".", 1)
+            product_id, days, _nonce = rest.rsplit(".", 2)
+        except ValueError:
+            raise MalformedWebhook("userOrderId is not one of our orders") from None
         paid = number(amount, "amount")
         self._confirm(transaction, order, amount, status)
         at = vendor_time(data.get("orderCompleteAt"), "%Y-%m-%d %H:%M:%S") or request.received_at
@@ -99,12 +101,26 @@ class G2AProcessor(PaymentProcessor):
                   "product_id": product_id, "payment_id": transaction}
         events = []
         if status == "complete":
+            self._check_charged(request, product_id, days, amount, required(data, "currency")[0])
             until = at + dt.timedelta(days=int(days)) if int(days) else None
             events.append(SubscriptionEvent(kind=STARTED, period_end=until, renews=False,
-                                            amount=paid, currency=data.get("currency"), **common))
+                                            amount=paid, currency=data["currency"], **common))
         elif status in ("refunded", "partial_refunded", "rejected", "canceled"):
             events.append(SubscriptionEvent(kind=REFUNDED, **common))
         return WebhookResult(event_id=f"{transaction}:{status}", event_type=f"ipn.{status}", events=events)
+
+    @staticmethod
+    def _check_charged(request, product_id: str, days: str, amount: str, currency: str) -> None:
+        """What G2A charged must be what we sell: the order id names a product and its days,
+        and the amount and currency paid (both in the IPN, the amount confirmed by G2A PAY's
+        API) must be that product's price; an order id of any other make grants nothing."""
+        price = request.price_of(product_id)
+        if price is None or price.period not in G2A_ORDER_DAYS:
+            raise MalformedWebhook(f"unknown product {product_id[:40]!r}")
+        if days != str(G2A_ORDER_DAYS[price.period]):
+            raise MalformedWebhook("the order's days are not the product's period")
+        if not _same_amount(amount, price.value) or currency.upper() != price.currency.upper():
+            raise MalformedWebhook("the amount paid is not the product's price")
 
     def _confirm(self, transaction: str, order: str, amount: str, status: str) -> None:
         """G2A PAY's own record of the transaction must say what the IPN says."""
