@@ -8,6 +8,7 @@ forget (or rename) fails here.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
 import os
 import re
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image as PILImage
 
+from aimg_app.models.base import epoch_ms, utcnow
 from aimg_app.models.billing import Subscription
 from aimg_app.models.user import LoginProviderLink
 from tests.conftest import ADMIN_HEADERS, assert_ok, last_otp, new_session_headers, sign_up
@@ -132,9 +134,6 @@ def world(app, services):
                     "paymentProviders": [{"paymentProvider": "other", "paymentLabel": "Pay now"}]}]}))["payload"]
     product = plan["prices"][0]["productID"]
     sub = f"sub-{uuid.uuid4().hex[:8]}"
-    from aimg_app.models.base import epoch_ms, utcnow
-    import datetime as dt
-
     now = utcnow()
     assert_ok(post_test_webhook(client, f"{sub}-1", [{
         "kind": "started", "subscription": sub, "at": epoch_ms(now), "user": owner["user_id"], "product": product,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import flask_smorest
-from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, fields, post_dump, validate
 from webargs.flaskparser import FlaskParser, is_json_request
 
 from ..envelope import render_http_exception
@@ -95,3 +95,13 @@ def success_schema(name: str, **payload_fields: fields.Field) -> type[Schema]:
     """Envelope whose payload is an object with ``payload_fields``."""
     payload_schema = type(f"{name}Payload", (Schema,), payload_fields)
     return envelope(name, fields.Nested(payload_schema))
+
+
+class ContractSchema(Schema):
+    """A response object of the contract: an optional property the object does not have
+    (None) is left out; one declared ``allow_none`` is the contract's null and stays."""
+
+    @post_dump
+    def _leave_out_absent(self, data, **kwargs):
+        nullable = {field.data_key or name for name, field in self.dump_fields.items() if field.allow_none}
+        return {k: v for k, v in data.items() if v is not None or k in nullable}

@@ -1,7 +1,11 @@
 """Fields shared by the chapters."""
 from __future__ import annotations
 
-from marshmallow import fields
+from typing import Any, Callable
+
+from marshmallow import fields, missing
+
+from ..models.base import epoch_ms, iso
 
 MAX_ID_CHARS = 128
 
@@ -33,3 +37,35 @@ class IdList(fields.Field):
 
     def _serialize(self, value, attr, obj, **kwargs):
         return value
+
+
+class Timestamp(fields.String):
+    """A datetime as the contract's ISO 8601 string (``...T12:00:00.000Z``)."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return iso(value)
+
+
+class EpochMs(fields.Integer):
+    """A datetime as the contract's UNIX epoch in milliseconds."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return epoch_ms(value) if value is not None else None
+
+
+_derived_classes: dict[type, type] = {}
+
+
+def derived(kind: type[fields.Field], fn: Callable[[Any], Any], *args, **kwargs) -> fields.Field:
+    """A read-only field of type ``kind`` whose value is ``fn(obj)``: a ``fields.Function``
+    that keeps its type, both in the OpenAPI document and in what it writes (a Float
+    writes ``0`` as ``0.0``)."""
+    cls = _derived_classes.get(kind)
+    if cls is None:
+        def get_value(self, obj, attr, accessor=None, default=missing):
+            return self.derive(obj)
+
+        cls = _derived_classes[kind] = type(f"Derived{kind.__name__}", (kind,), {"get_value": get_value})
+    field = cls(*args, **kwargs)
+    field.derive = fn
+    return field
