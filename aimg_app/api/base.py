@@ -1,6 +1,8 @@
 """flask-smorest, bent to the contract: 400 for validation errors, the envelope everywhere."""
 from __future__ import annotations
 
+import functools
+
 import flask_smorest
 from marshmallow import EXCLUDE, RAISE, Schema, fields, post_dump, validate
 from webargs.flaskparser import FlaskParser, is_json_request
@@ -101,7 +103,10 @@ class ContractSchema(Schema):
     """A response object of the contract: an optional property the object does not have
     (None) is left out; one declared ``allow_none`` is the contract's null and stays."""
 
+    @functools.cached_property
+    def _nullable(self) -> frozenset[str]:
+        return frozenset(field.data_key or name for name, field in self.dump_fields.items() if field.allow_none)
+
     @post_dump
     def _leave_out_absent(self, data, **kwargs):
-        nullable = {field.data_key or name for name, field in self.dump_fields.items() if field.allow_none}
-        return {k: v for k, v in data.items() if v is not None or k in nullable}
+        return {k: v for k, v in data.items() if v is not None or k in self._nullable}

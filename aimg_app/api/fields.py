@@ -57,7 +57,7 @@ _derived_classes: dict[type, type] = {}
 
 
 def derived(kind: type[fields.Field], fn: Callable[[Any], Any], *args, **kwargs) -> fields.Field:
-    """A read-only field of type ``kind`` whose value is ``fn(obj)``: a ``fields.Function``
+    """A field of type ``kind`` whose value is ``fn(obj)`` when written: a ``fields.Function``
     that keeps its type, both in the OpenAPI document and in what it writes (a Float
     writes ``0`` as ``0.0``)."""
     cls = _derived_classes.get(kind)
