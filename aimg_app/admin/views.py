@@ -10,6 +10,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from .. import context
+from ..api.users import AdminUserSchema
 from ..errors import ApiError
 from ..models import Session, User
 from ..models.admin_action import AdminAction
@@ -333,7 +334,7 @@ def users():
         user = User.objects(domain=_domain(), email=users_service.normalize_email(query)).first() if "@" in query \
             else User.objects(id=query, domain=_domain()).first()
     if user is not None:
-        view = users_service.admin_view(user)
+        view = AdminUserSchema().dump(users_service.admin_user(user))
         sessions = list(Session.objects(user_id=user.id).only("id", "created_date", "updated_date")
                         .order_by("-updated_date").limit(20))
         session_count = Session.objects(user_id=user.id).count()

@@ -11,6 +11,7 @@ from ..services import oauth as oauth_service
 from ..services import users as users_service
 from .base import Blueprint
 from .fields import IdList
+from .users import SelfUserSchema
 
 blp = Blueprint("auth", __name__, url_prefix="/", description="External Login Providers (OAuth 2.0).")
 
@@ -81,7 +82,7 @@ def login_callback(args, loginProvider):  # noqa: N803
     url = oauth_service.finish(
         context.resources(), provider, state=state, code=args.get("code"), error=args.get("error"),
         binding=request.cookies.get(cookie) if cookie else None,
-        self_user_view=lambda session, user: users_service.self_user(session, user),
+        self_user_view=lambda session, user: SelfUserSchema().dump(users_service.self_user(session, user)),
     )
     response = redirect(url, 302)
     if cookie:

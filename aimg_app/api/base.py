@@ -1,8 +1,10 @@
 """flask-smorest, bent to the contract: 400 for validation errors, the envelope everywhere."""
 from __future__ import annotations
 
+import functools
+
 import flask_smorest
-from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, fields, post_dump, validate
 from webargs.flaskparser import FlaskParser, is_json_request
 
 from ..envelope import render_http_exception
@@ -95,3 +97,16 @@ def success_schema(name: str, **payload_fields: fields.Field) -> type[Schema]:
     """Envelope whose payload is an object with ``payload_fields``."""
     payload_schema = type(f"{name}Payload", (Schema,), payload_fields)
     return envelope(name, fields.Nested(payload_schema))
+
+
+class ContractSchema(Schema):
+    """A response object of the contract: an optional property the object does not have
+    (None) is left out; one declared ``allow_none`` is the contract's null and stays."""
+
+    @functools.cached_property
+    def _nullable(self) -> frozenset[str]:
+        return frozenset(field.data_key or name for name, field in self.dump_fields.items() if field.allow_none)
+
+    @post_dump
+    def _leave_out_absent(self, data, **kwargs):
+        return {k: v for k, v in data.items() if v is not None or k in self._nullable}

@@ -23,7 +23,8 @@ from ..services import plans as plans_service
 from ..services import webhooks as webhooks_service
 from ..services.ratelimits import enforce
 from ..services.users import normalize_email
-from .base import Blueprint, admin_only, envelope, success_schema
+from .base import Blueprint, ContractSchema, admin_only, envelope, success_schema
+from .fields import derived
 
 log = logging.getLogger("aimg.billing")
 
@@ -68,14 +69,39 @@ class PlanPriceSchema(Schema):
                                    validate=validate.Length(min=1, max=20))
 
 
-class BillingPlanSchema(Schema):
-    id = fields.String(required=True)
-    name = fields.String(required=True)
-    description = fields.String()
-    features = fields.List(fields.String())
-    mainBenefits = fields.List(fields.String())
-    prices = fields.List(fields.Nested(PlanPriceSchema), required=True)
-    tier = fields.Integer(required=True)
+class BillingPlanPaymentProviderSchema(ContractSchema):
+    """The contract's BillingPlanPaymentProvider, read from a ``plans.PaymentLink``."""
+
+    paymentProvider = fields.String(required=True, attribute="payment_provider", metadata={"enum": PROVIDERS})
+    paymentLabel = fields.String(allow_none=True, attribute="payment_label")
+    paymentUrl = fields.String(required=True, attribute="payment_url")
+
+
+class BillingPlanPriceSchema(ContractSchema):
+    """The contract's BillingPlanPrice, read from a ``plans.OfferedPrice``."""
+
+    productID = fields.String(attribute="price.product_id")
+    name = derived(fields.String, lambda p: p.price.name or None)
+    type = fields.String(required=True, attribute="price.type", metadata={"enum": PRICE_TYPES})
+    period = fields.String(required=True, attribute="price.period", metadata={"enum": PERIODS})
+    currency = fields.String(required=True, attribute="price.currency", metadata={"enum": CURRENCIES})
+    currencyType = fields.String(required=True, attribute="price.currency_type", metadata={"enum": CURRENCY_TYPES})
+    value = fields.Float(required=True, attribute="price.value")
+    trialDays = fields.Integer(attribute="price.trial_days")
+    paymentProviders = fields.List(fields.Nested(BillingPlanPaymentProviderSchema), required=True,
+                                   attribute="payment_links")
+
+
+class BillingPlanSchema(ContractSchema):
+    """The contract's BillingPlan, read from a ``plans.OfferedPlan``."""
+
+    id = fields.String(required=True, attribute="plan.id")
+    name = fields.String(required=True, attribute="plan.name")
+    description = derived(fields.String, lambda p: p.plan.description or None)
+    features = fields.List(fields.String(), attribute="plan.features")
+    mainBenefits = fields.List(fields.String(), attribute="plan.main_benefits")
+    prices = fields.List(fields.Nested(BillingPlanPriceSchema), required=True)
+    tier = fields.Integer(required=True, attribute="plan.tier")
 
 
 class CreateBillingPlanSchema(Schema):
@@ -247,7 +273,7 @@ def get_billing_plans(args):
     payer = memberships_service.payer_of(user)
     processors = context.resources().payment_processors
     plans = plans_service.list_plans(domain.identifier, domain.environment, plan_ids, args.get("code"))
-    return ok([plans_service.plan_view(plan, processors, lambda pid, product: make(pid, product, payer))
+    return ok([plans_service.offer(plan, processors, lambda pid, product: make(pid, product, payer))
                for plan in plans])
 
 
@@ -262,7 +288,7 @@ def create_billing_plan(body):
     processors = context.resources().payment_processors
     plan = plans_service.create_plan(domain.identifier, body.get("env") or domain.environment, body, processors, admin)
     make = _checkout_factory(None, None)
-    return ok(plans_service.plan_view(plan, processors, lambda pid, product: make(pid, product, None)))
+    return ok(plans_service.offer(plan, processors, lambda pid, product: make(pid, product, None)))
 
 
 @blp.route("/cancelMembership", methods=["DELETE"])

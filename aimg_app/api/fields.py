@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from marshmallow import Schema, fields, missing, post_dump
+from marshmallow import fields, missing
+
+from ..models.base import epoch_ms, iso
 
 MAX_ID_CHARS = 128
 
@@ -38,40 +40,33 @@ class IdList(fields.Field):
         return value
 
 
-class ResponseSchema(Schema):
-    """A response object's schema. It owns the wire names and reads the service's document or
-    dataclass through ``attribute``; a member that may be absent (neither required nor
-    nullable) is left out when its value is None, as the contract's optional members are."""
+class Timestamp(fields.String):
+    """A datetime as the contract's ISO 8601 string (``...T12:00:00.000Z``)."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._optional = [f.data_key or name for name, f in self.dump_fields.items()
-                          if not f.required and not f.allow_none]
-
-    @post_dump
-    def _drop_unset(self, data, **kwargs):
-        for key in self._optional:
-            if key in data and data[key] is None:
-                del data[key]
-        return data
+    def _serialize(self, value, attr, obj, **kwargs):
+        return iso(value)
 
 
-class _Computed:
-    def __init__(self, function, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.function = function
+class EpochMs(fields.Integer):
+    """A datetime as the contract's UNIX epoch in milliseconds."""
 
-    def get_value(self, obj, attr, accessor=None, default=missing):
-        return self.function(obj)
+    def _serialize(self, value, attr, obj, **kwargs):
+        return epoch_ms(value) if value is not None else None
 
 
-_computed_classes: dict[type, type] = {}
+_derived_classes: dict[type, type] = {}
 
 
-def computed(kind: type[fields.Field], function: Callable[[Any], Any], *args, **kwargs) -> fields.Field:
-    """A field of type ``kind`` (so typed in the OpenAPI document and serialised as that type)
-    whose value is ``function(obj)``: for a member derived from the object, or one of its methods."""
-    cls = _computed_classes.get(kind)
+def derived(kind: type[fields.Field], fn: Callable[[Any], Any], *args, **kwargs) -> fields.Field:
+    """A field of type ``kind`` whose value is ``fn(obj)`` when written: a ``fields.Function``
+    that keeps its type, both in the OpenAPI document and in what it writes (a Float
+    writes ``0`` as ``0.0``)."""
+    cls = _derived_classes.get(kind)
     if cls is None:
-        cls = _computed_classes[kind] = type(f"Computed{kind.__name__}", (_Computed, kind), {})
-    return cls(function, *args, **kwargs)
+        def get_value(self, obj, attr, accessor=None, default=missing):
+            return self.derive(obj)
+
+        cls = _derived_classes[kind] = type(f"Derived{kind.__name__}", (kind,), {"get_value": get_value})
+    field = cls(*args, **kwargs)
+    field.derive = fn
+    return field

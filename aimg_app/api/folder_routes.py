@@ -8,8 +8,8 @@ from .. import context
 from ..envelope import ok
 from ..services import folders as folders_service
 from ..services.library import Viewer
-from .base import envelope, success_schema
-from .fields import IdList
+from .base import ContractSchema, envelope, success_schema
+from .fields import IdList, Timestamp, derived
 
 FOLDER_ID = fields.String(required=True, validate=validate.Length(min=1, max=128))
 NAME = validate.Length(min=1, max=100)
@@ -17,22 +17,24 @@ DESCRIPTION = validate.Length(max=2000)
 
 
 class ThumbnailSchema(Schema):
-    imageID = fields.String(required=True)
+    imageID = fields.String(required=True, attribute="image_id")
     url = fields.String(required=True)
 
 
-class FolderSchema(Schema):
-    id = fields.String(required=True)
-    name = fields.String(required=True)
-    description = fields.String()
-    userID = fields.String(required=True)
-    isPublic = fields.Boolean(required=True)
-    imageCount = fields.Integer(required=True)
-    sampleImages = fields.List(fields.Nested(ThumbnailSchema), required=True)
-    thumbnails = fields.List(fields.Nested(ThumbnailSchema), required=True)
-    createdDate = fields.String(required=True)
-    updatedDate = fields.String(required=True)
-    tags = fields.List(fields.String(), required=True)
+class FolderSchema(ContractSchema):
+    """The contract's Folder, read from a ``folders.ShownFolder``."""
+
+    id = fields.String(required=True, attribute="folder.id")
+    name = fields.String(required=True, attribute="folder.name")
+    description = derived(fields.String, lambda s: s.folder.description or None)
+    userID = fields.String(required=True, attribute="folder.user_id")
+    isPublic = fields.Boolean(required=True, attribute="folder.is_public")
+    imageCount = fields.Integer(required=True, attribute="image_count")
+    sampleImages = fields.List(fields.Nested(ThumbnailSchema), required=True, attribute="folder.sample_images")
+    thumbnails = fields.List(fields.Nested(ThumbnailSchema), required=True, attribute="folder.thumbnails")
+    createdDate = Timestamp(required=True, attribute="folder.created_date")
+    updatedDate = Timestamp(required=True, attribute="folder.updated_date")
+    tags = fields.List(fields.String(), required=True, attribute="folder.tags")
 
 
 class CreateFolderSchema(Schema):
@@ -91,7 +93,7 @@ def register(blp, *, public: bool, list_path: str, list_args: type[Schema], list
     def create_folder(body):
         user = context.current_user()
         folder = folders_service.create_folder(user, public, body["name"], body.get("description"))
-        return ok(folders_service.folder_view(folder, viewer(user)))
+        return ok(folders_service.ShownFolder(folder, viewer(user)))
 
     create_folder.__doc__ = f"Create a {noun} folder owned by the caller."
 
@@ -102,7 +104,7 @@ def register(blp, *, public: bool, list_path: str, list_args: type[Schema], list
         user = context.current_user()
         folder = folders_service.set_properties(user, body["folderID"], public, body.get("folderName"),
                                                 body.get("folderDescription"))
-        return ok(folders_service.folder_view(folder, viewer(user)))
+        return ok(folders_service.ShownFolder(folder, viewer(user)))
 
     set_folder_properties.__doc__ = f"Rename a {noun} folder or change its description (empty string clears it)."
 

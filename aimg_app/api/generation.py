@@ -12,8 +12,8 @@ from ..envelope import ok
 from ..services import generation as generation_service
 from ..services.generation import GenerationStatus
 from ..services import idempotency
-from .base import Blueprint, envelope
-from .fields import IdList, ResponseSchema, computed
+from .base import Blueprint, ContractSchema, envelope
+from .fields import IdList, derived
 
 blp = Blueprint("generation", __name__, url_prefix="/", description="Image Generation.")
 
@@ -26,19 +26,19 @@ _PROMPT = fields.String(required=True, validate=validate.Length(min=1, max=4000)
 _ID = fields.String(validate=validate.Length(min=1, max=128))
 
 
-class VideoFrameSchema(ResponseSchema):
+class VideoFrameSchema(ContractSchema):
     frameCount = fields.Integer(required=True, attribute="frame_count")
     frameNumber = fields.Integer(required=True, attribute="frame_number")
     frameUrl = fields.String(required=True, attribute="url")
 
 
-class GenerationStatusSchema(ResponseSchema):
+class GenerationStatusSchema(ContractSchema):
     """Dumps a ``services.generation.GenerationStatus`` (or its ``asdict``)."""
 
     imageID = fields.String(required=True, attribute="image_id")
     folderID = fields.String(attribute="folder_id")
     status = fields.String(required=True, metadata={"description": "queued, running, completed, failed or cancelled"})
-    ignoredWords = computed(fields.String, lambda s: ", ".join(get_value(s, "ignored_words") or []), required=True,
+    ignoredWords = derived(fields.String, lambda s: ", ".join(get_value(s, "ignored_words") or []), required=True,
                             metadata={"description": "The ignored words, comma-separated."})
     mtype = fields.String(required=True)
     url = fields.String()
@@ -155,12 +155,12 @@ class ModelIdsArgs(Schema):
     modelIDs = IdList(metadata={"description": "Comma-separated model ids (an array is accepted)."})
 
 
-class SampleImageSchema(ResponseSchema):
+class SampleImageSchema(ContractSchema):
     imageID = fields.String(required=True, attribute="image_id")
     url = fields.String(required=True)
 
 
-class ModelSchema(ResponseSchema):
+class ModelSchema(ContractSchema):
     """Dumps a ``plugin_api.GenerationModel``."""
 
     modelID = fields.String(required=True, attribute="identifier")
@@ -183,12 +183,12 @@ class ModelSchema(ResponseSchema):
     allowedSamplers = fields.List(fields.String(), required=True, attribute="allowed_samplers")
     defaultSampler = fields.String(required=True, attribute="default_sampler")
     # The contract's CFG scale runs from 1 to 12 whatever a model declares.
-    minCfgScale = computed(fields.Float, lambda m: max(1.0, m.min_cfg_scale), required=True)
-    maxCfgScale = computed(fields.Float, lambda m: min(12.0, m.max_cfg_scale), required=True)
+    minCfgScale = derived(fields.Float, lambda m: max(1.0, m.min_cfg_scale), required=True)
+    maxCfgScale = derived(fields.Float, lambda m: min(12.0, m.max_cfg_scale), required=True)
     supportsVariations = fields.Boolean(required=True, attribute="supports_variations")
     registrationWall = fields.Boolean(required=True, attribute="registration_wall")
     defaultFaceFix = fields.Boolean(required=True, attribute="default_face_fix")
-    wikiURL = computed(fields.String, lambda m: m.wiki_url or None)
+    wikiURL = derived(fields.String, lambda m: m.wiki_url or None)
 
 
 @blp.route("/getModels", methods=["GET"])

@@ -14,8 +14,8 @@ from ..services import library, tiers
 from ..services import migration as migration_service
 from ..services import reactions as reactions_service
 from ..services import reports as reports_service
-from .base import Blueprint, PaginationArgsSchema, admin_only, envelope, success_schema
-from .fields import IdList
+from .base import Blueprint, ContractSchema, PaginationArgsSchema, admin_only, envelope, success_schema
+from .fields import EpochMs, IdList, Timestamp, derived
 
 blp = Blueprint("images", __name__, url_prefix="/", description="Image Management.")
 
@@ -23,72 +23,64 @@ MTYPE = fields.String(validate=validate.OneOf(["image", "video"]))
 APPROVAL = fields.String(validate=validate.OneOf(["none", "pending", "approved", "rejected"]))
 
 
-class ImageSchema(Schema):
-    id = fields.String(required=True)
-    userID = fields.String()
-    batchID = fields.String()
-    url = fields.String(required=True)
-    viewCount = fields.Integer()
-    likeCount = fields.Integer()
-    dislikeCount = fields.Integer()
-    completedDate = fields.Integer(metadata={"description": "UNIX epoch in milliseconds."})
-    completedTimestamp = fields.String()
-    mtype = fields.String(required=True)
-    mediaType = fields.String(required=True)
-    tags = fields.List(fields.String())
-    isLiked = fields.Boolean()
-    isDisliked = fields.Boolean()
-    isPublic = fields.Boolean(required=True)
-    isPubliclyVisible = fields.Boolean()
-    publicApprovalStatus = fields.String()
-    folderID = fields.String()
-    folderAddedDate = fields.Integer()
-    folderAddedTimestamp = fields.String()
+def _reaction(kind: str):
+    return lambda shown: shown.reaction == kind if shown.reacted else None
 
 
-class WorkflowRunParameterSchema(Schema):
-    name = fields.String()
-    value = fields.Raw()
+class _ShownItemSchema(ContractSchema):
+    """What the Image and ImageInfo objects share, read from a ``library.ShownItem``."""
+
+    id = fields.String(required=True, attribute="item.id")
+    userID = fields.String(attribute="item.user_id")
+    batchID = derived(fields.String, lambda s: s.item.batch_id if s.private else None)
+    url = derived(fields.String, lambda s: s.item.url or "", required=True)
+    viewCount = fields.Integer(attribute="item.view_count")
+    likeCount = fields.Integer(attribute="item.like_count")
+    dislikeCount = fields.Integer(attribute="item.dislike_count")
+    completedDate = EpochMs(attribute="item.completed_date", metadata={"description": "UNIX epoch in milliseconds."})
+    completedTimestamp = derived(Timestamp, lambda s: s.item.completed_date)
+    mtype = fields.String(required=True, attribute="item.mtype")
+    tags = fields.List(fields.String(), attribute="item.tags")
+    isLiked = derived(fields.Boolean, _reaction("like"))
+    isDisliked = derived(fields.Boolean, _reaction("dislike"))
+    isPublic = fields.Boolean(required=True, attribute="item.is_public")
+    isPubliclyVisible = derived(fields.Boolean, lambda s: None if s.sample else bool(s.item.is_publicly_visible))
+    publicApprovalStatus = derived(fields.String, lambda s: s.item.public_approval_status if s.private else None)
+    folderID = derived(fields.String, lambda s: s.item.folder_id if s.folder_shown else None)
 
 
-class ImageInfoSchema(Schema):
-    id = fields.String(required=True)
-    userID = fields.String()
-    batchID = fields.String()
-    username = fields.String()
-    profilePicture = fields.String()
-    url = fields.String(required=True)
-    viewCount = fields.Integer(required=True)
-    likeCount = fields.Integer(required=True)
-    dislikeCount = fields.Integer(required=True)
-    completedDate = fields.Integer()
-    completedTimestamp = fields.String()
-    prompt = fields.String(required=True)
-    negprompt = fields.String()
-    generatorVersion = fields.String(required=True)
-    workflowTemplateName = fields.String()
-    workflowRunParameters = fields.List(fields.Dict())
-    modelName = fields.String(required=True)
-    modelID = fields.String(required=True)
-    steps = fields.Integer(required=True)
-    seed = fields.Integer(required=True)
-    subseed = fields.Integer(required=True)
-    subseed_strength = fields.Float(required=True)
-    lora = fields.List(fields.String(), required=True)
-    lora_strength = fields.List(fields.Float(), required=True)
-    sampler = fields.String(required=True)
-    cfgscale = fields.Float(required=True)
-    restoreFaces = fields.Boolean(required=True)
-    height = fields.Integer(required=True)
-    width = fields.Integer(required=True)
-    mtype = fields.String(required=True)
-    tags = fields.List(fields.String())
-    isLiked = fields.Boolean()
-    isDisliked = fields.Boolean()
-    isPublic = fields.Boolean(required=True)
-    isPubliclyVisible = fields.Boolean()
-    publicApprovalStatus = fields.String()
-    folderID = fields.String()
+class ImageSchema(_ShownItemSchema):
+    mediaType = derived(fields.String, lambda s: s.item.media_type or "Unknown", required=True)
+    folderAddedDate = derived(EpochMs, lambda s: s.item.folder_added_date if s.folder_shown else None)
+    folderAddedTimestamp = derived(Timestamp, lambda s: s.item.folder_added_date if s.folder_shown else None)
+
+
+class ImageInfoSchema(_ShownItemSchema):
+    viewCount = fields.Integer(required=True, attribute="item.view_count")
+    likeCount = fields.Integer(required=True, attribute="item.like_count")
+    dislikeCount = fields.Integer(required=True, attribute="item.dislike_count")
+    username = fields.String(attribute="owner.username")
+    profilePicture = fields.String(attribute="picture")
+    prompt = derived(fields.String, lambda s: s.item.prompt or "", required=True)
+    negprompt = fields.String(attribute="item.negprompt")
+    generatorVersion = derived(fields.String, lambda s: s.item.generator_version or "1", required=True)
+    workflowTemplateName = fields.String(attribute="item.workflow_template_name")
+    workflowRunParameters = derived(fields.List, lambda s: (list(s.item.workflow_run_parameters)
+                                                            if s.item.generator_version == "2" else None),
+                                    fields.Dict())
+    modelName = derived(fields.String, lambda s: s.item.model_name or s.item.model_id or "", required=True)
+    modelID = derived(fields.String, lambda s: s.item.model_id or "", required=True)
+    steps = derived(fields.Integer, lambda s: s.item.steps or 0, required=True)
+    seed = derived(fields.Integer, lambda s: s.item.seed if s.item.seed is not None else 0, required=True)
+    subseed = derived(fields.Integer, lambda s: s.item.subseed or 0, required=True)
+    subseed_strength = derived(fields.Float, lambda s: s.item.subseed_strength or 0.0, required=True)
+    lora = fields.List(fields.String(), required=True, attribute="item.lora")
+    lora_strength = fields.List(fields.Float(), required=True, attribute="item.lora_strength")
+    sampler = derived(fields.String, lambda s: s.item.sampler or "", required=True)
+    cfgscale = derived(fields.Float, lambda s: s.item.cfgscale if s.item.cfgscale is not None else 0, required=True)
+    restoreFaces = derived(fields.Boolean, lambda s: bool(s.item.restore_faces), required=True)
+    height = derived(fields.Integer, lambda s: s.item.height or 0, required=True)
+    width = derived(fields.Integer, lambda s: s.item.width or 0, required=True)
 
 
 class ResultSchema(Schema):

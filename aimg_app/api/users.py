@@ -9,38 +9,107 @@ from ..errors import BadRequest
 from ..services import sign_in
 from ..services import users as users_service
 from ..services.passwords import generate_strong_password
-from .base import Blueprint, admin_only, envelope, success_schema
-from .fields import IdList
+from .base import Blueprint, ContractSchema, admin_only, envelope, success_schema
+from .fields import IdList, Timestamp, derived
 
 blp = Blueprint("users", __name__, url_prefix="/", description="User Management.")
 
 
-class SubscriptionSchema(Schema):
-    merchantProcessor = fields.String(required=True)
-    tier = fields.Integer(required=True)
-    tierExpiration = fields.String()
-    nextBillingDate = fields.String()
-    productID = fields.String(required=True)
-    payerID = fields.String()
-    transactionID = fields.String()
-    additionalInformation = fields.String()
-    price = fields.Dict()
+class SubscriptionSchema(ContractSchema):
+    """The contract's Subscription, read from a ``tiers.ShownSubscription``."""
+
+    merchantProcessor = fields.String(required=True, attribute="subscription.processor")
+    tier = fields.Integer(required=True, attribute="subscription.tier")
+    tierExpiration = Timestamp(attribute="subscription.expiration")
+    nextBillingDate = derived(Timestamp, lambda s: s.subscription.expiration if s.subscription.renews else None)
+    productID = fields.String(required=True, attribute="subscription.product_id")
+    payerID = derived(fields.String, lambda s: s.subscription.payer_id or None)
+    transactionID = fields.String(allow_none=True, attribute="subscription.vendor_id")
+    additionalInformation = derived(fields.String, lambda s: s.subscription.additional_information or None)
+    price = derived(fields.Dict, lambda s: dict(s.subscription.price) if s.with_price and s.subscription.price
+                    else None)
 
 
-class SelfUserSchema(Schema):
-    sessionID = fields.String(required=True)
-    userID = fields.String(allow_none=True, required=True)
-    email = fields.String(allow_none=True, required=True)
-    username = fields.String(allow_none=True, required=True)
-    isAuthenticated = fields.Boolean(required=True)
-    isAtLeast18Confirmed = fields.Boolean(required=True)
-    profilePicture = fields.String()
-    tier = fields.Integer(required=True)
-    tierExpiration = fields.String()
-    merchantProcessor = fields.String(required=True)
+class SelfUserSchema(ContractSchema):
+    """The contract's SelfUser, read from a ``users.SelfUserView``."""
+
+    sessionID = fields.String(required=True, attribute="session.id")
+    userID = fields.String(allow_none=True, required=True, attribute="user.id", dump_default=None)
+    email = fields.String(allow_none=True, required=True, attribute="user.email", dump_default=None)
+    username = fields.String(allow_none=True, required=True, attribute="user.username", dump_default=None)
+    isAuthenticated = derived(fields.Boolean, lambda s: s.user is not None, required=True)
+    isAtLeast18Confirmed = fields.Boolean(required=True, attribute="is_at_least_18_confirmed")
+    profilePicture = fields.String(attribute="picture")
+    tier = fields.Integer(required=True, attribute="tier.tier")
+    tierExpiration = Timestamp(attribute="tier.expiration")
+    merchantProcessor = fields.String(required=True, attribute="tier.merchant_processor")
     subscriptions = fields.List(fields.Nested(SubscriptionSchema), required=True)
-    itemCount = fields.Integer(required=True)
-    rootFolderItemCount = fields.Integer(required=True)
+    itemCount = derived(fields.Integer, lambda s: s.user.item_count if s.user else 0, required=True)
+    rootFolderItemCount = derived(fields.Integer, lambda s: s.user.root_folder_item_count if s.user else 0,
+                                  required=True)
+
+
+class PublicUserSchema(ContractSchema):
+    """getUser's public profile, read from a ``users.PublicUserView``."""
+
+    userID = fields.String(attribute="user.id")
+    username = fields.String(attribute="user.username")
+    profilePicture = derived(fields.String, lambda v: v.picture or None)
+
+
+class LoginProviderSchema(ContractSchema):
+    providerType = fields.String(attribute="provider_type")
+    providerId = fields.String(attribute="provider_id")
+    userId = derived(fields.String, lambda link: link.user_id if link.provider_type == "oauth" and link.user_id
+                     else None)
+
+
+class ArchivedEmailSchema(Schema):
+    email = fields.String()
+    archivedDate = Timestamp(attribute="archived_date")
+
+
+_AS_STORED = {"allow_none": True}  # written as stored, null included
+
+
+class AdminUserSchema(ContractSchema):
+    """getUser's extended view for admins, read from a ``users.AdminUserView``."""
+
+    userID = fields.String(attribute="user.id")
+    username = fields.String(attribute="user.username", **_AS_STORED)
+    email = fields.String(attribute="user.email", **_AS_STORED)
+    createdDate = Timestamp(attribute="user.created_date", **_AS_STORED)
+    updatedDate = Timestamp(attribute="user.updated_date", **_AS_STORED)
+    deletedDate = Timestamp(attribute="user.deleted_date")
+    isDisabled = derived(fields.Boolean, lambda v: bool(v.user.is_disabled))
+    isAtLeast18Confirmed = derived(fields.Boolean, lambda v: bool(v.user.is_at_least_18_confirmed))
+    tier = fields.Integer(attribute="tier.tier")
+    tierExpiration = Timestamp(attribute="tier.expiration")
+    merchantProcessor = fields.String(attribute="tier.merchant_processor")
+    subscriptions = fields.List(fields.Nested(SubscriptionSchema))
+    flaggedImagesCount = fields.Integer(attribute="user.flagged_images_count", **_AS_STORED)
+    highHeatImagesCount = fields.Integer(attribute="user.high_heat_images_count", **_AS_STORED)
+    refList = derived(fields.List, lambda v: list(v.user.ref_list or []), fields.String())
+    rs = fields.String(attribute="user.rs", **_AS_STORED)
+    loginProviders = fields.List(fields.Nested(LoginProviderSchema), attribute="user.login_providers")
+    connectProviders = fields.List(fields.Nested(LoginProviderSchema), attribute="user.connect_providers")
+    abuse = derived(fields.Integer, lambda v: v.user.abuse or 0)
+    profilePicture = derived(fields.Boolean, lambda v: bool(v.user.profile_picture_file_id))
+    profilePictureBanned = derived(fields.Boolean, lambda v: bool(v.user.profile_picture_banned))
+    archivedEmails = fields.List(fields.Nested(ArchivedEmailSchema), attribute="user.archived_emails")
+    itemCount = fields.Integer(attribute="user.item_count", **_AS_STORED)
+    publicItemCount = fields.Integer(attribute="user.public_item_count", **_AS_STORED)
+    rootFolderItemCount = fields.Integer(attribute="user.root_folder_item_count", **_AS_STORED)
+    additionalInformation = derived(fields.String, lambda v: v.user.additional_information or "")
+    roles = derived(fields.List, lambda v: list(v.user.roles or []), fields.String())
+
+
+class UserPayload(fields.Raw):
+    """getUser's payload: the public profile, or for admins the extended view."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        schema = AdminUserSchema if isinstance(value, users_service.AdminUserView) else PublicUserSchema
+        return schema().dump(value)
 
 
 SelfUserResponse = envelope("SelfUserResponse", fields.Nested(SelfUserSchema))
@@ -70,15 +139,6 @@ class AuthenticateUserSchema(Schema):
     isAtLeast18Confirmed = fields.Boolean()
 
 
-def _self_user_payload(session, user, picture: bool = False, extended_price: bool = False) -> dict:
-    data = None
-    if picture and user is not None:
-        from ..services import profile_pictures
-
-        data = profile_pictures.picture_data_uri(context.resources(), user) or ""
-    return users_service.self_user(session, user, picture=data, extended_price=extended_price)
-
-
 @blp.route("/createUser", methods=["POST"])
 @blp.arguments(CreateUserSchema)
 @blp.response(200, SelfUserResponse)
@@ -89,7 +149,7 @@ def create_user(body):
         context.resources(), context.domain().identifier, session, email=body["email"], password=body.get("password"),
         otp=body.get("otp"), username=body.get("username"), is_at_least_18_confirmed=body.get("isAtLeast18Confirmed"),
         ref_list=body["refList"], rs=body.get("rs"))
-    return ok(_self_user_payload(session, user))
+    return ok(users_service.self_user(session, user))
 
 
 @blp.route("/authenticateUser", methods=["POST"])
@@ -104,7 +164,7 @@ def authenticate_user(body):
     user = sign_in.authenticate(
         context.resources(), context.domain().identifier, session, client_key(), email=body["email"],
         password=body.get("password"), otp=body.get("otp"), is_at_least_18_confirmed=body.get("isAtLeast18Confirmed"))
-    return ok(_self_user_payload(session, user))
+    return ok(users_service.self_user(session, user))
 
 
 @blp.route("/signOutUser", methods=["POST"])
@@ -115,12 +175,7 @@ def sign_out_user():
     session = context.current_session(create=False)
     if session is None:
         return ok({"success": False, "message": "This session does not exist."})
-    user_id = session.user_id
-    signed_out = users_service.sign_out(session)
-    if signed_out:
-        from ..services import oauth as oauth_service
-
-        oauth_service.revoke_session_tokens(context.resources(), session.id, user_id)
+    signed_out = sign_in.sign_out(context.resources(), session)
     return ok({"success": signed_out,
                "message": "You have been signed out." if signed_out else "No user was signed in on this session."})
 
@@ -138,10 +193,9 @@ def get_self_user(args):
     """The signed-in user of this session (or the anonymous session's view); a session is
     created when the X-Session-ID header is absent."""
     session = context.current_session(create=True)
-    user = context.current_user(required=False)
-    if args.get("isAtLeast18Confirmed"):
-        users_service.remember_18_confirmation(session, user, True)
-    return ok(_self_user_payload(session, user, args["profilePicture"], args["extendedPriceInfo"]))
+    return ok(users_service.get_self(context.resources(), session, context.current_user(required=False),
+                                     confirm_18=bool(args.get("isAtLeast18Confirmed")),
+                                     with_picture=args["profilePicture"], extended_price=args["extendedPriceInfo"]))
 
 
 @blp.route("/generateStrongPassword", methods=["GET"])
@@ -194,21 +248,10 @@ def set_self_user_properties(body):
     if not any(key in body for key in ("username", "password", "email", "isAtLeast18Confirmed")):
         raise BadRequest("Give at least one of username, password, email or isAtLeast18Confirmed.")
     user = context.current_user()
-    session = context.current_session()
-    # Validate everything before changing anything, so a refusal changes nothing.
-    if "username" in body:
-        users_service.check_username_change(user, body["username"])
-    if "password" in body:
-        users_service.validate_password(body["password"])
-    if "email" in body:
-        users_service.change_email(context.resources(), user, body["email"], body.get("otp"))
-    if "username" in body:
-        users_service.change_username(user, body["username"])
-    if "password" in body:
-        users_service.change_password(user, body["password"], keep_session_id=session.id)
-    if body.get("isAtLeast18Confirmed"):
-        users_service.remember_18_confirmation(session, user, True)
-    return ok(_self_user_payload(session, users_service.get_user(user.id)))
+    return ok(users_service.set_self_properties(
+        context.resources(), context.current_session(), user, username=body.get("username"),
+        password=body.get("password"), email=body.get("email"), otp=body.get("otp"),
+        confirm_18=bool(body.get("isAtLeast18Confirmed"))))
 
 
 class ProfilePictureSchema(Schema):
@@ -287,25 +330,13 @@ class GetUserSchema(Schema):
 
 @blp.route("/getUser", methods=["GET"])
 @blp.arguments(GetUserSchema, location="query")
-@blp.response(200, envelope("GetUserResponse"))
+@blp.response(200, envelope("GetUserResponse", UserPayload(allow_none=True)))
 def get_user(args):
     """A user's public profile; admins look up by userID, email or username and see the
     extended fields, deleted users included."""
-    from ..errors import NotFound
-    from ..services import profile_pictures
-
-    if context.admin_name() is not None:
-        user = users_service.find_target(context.domain().identifier, args.get("userID"), args.get("email"),
-                                         args.get("username"))
-        return ok(users_service.admin_view(user))
-    if args.get("email") or args.get("username"):
-        raise BadRequest("Only admins can look users up by email or username; give userID.")
-    if not args.get("userID"):
-        raise BadRequest("userID is required.")
-    user = users_service.get_user(args["userID"])
-    if user is None or user.is_disabled or user.domain != context.domain().identifier:
-        raise NotFound("No such user.")
-    return ok(users_service.public_view(user, profile_pictures.picture_data_uri(context.resources(), user)))
+    return ok(users_service.look_up(context.resources(), context.domain().identifier,
+                                    as_admin=context.admin_name() is not None, user_id=args.get("userID"),
+                                    email=args.get("email"), username=args.get("username")))
 
 
 class DeleteUserSchema(Schema):

@@ -10,8 +10,8 @@ from ..envelope import ok
 from ..errors import BadRequest
 from ..services import catalogue, idempotency
 from ..services import workflows as workflows_service
-from .base import Blueprint, envelope, success_schema
-from .fields import IdList, ResponseSchema, computed
+from .base import Blueprint, ContractSchema, envelope, success_schema
+from .fields import IdList, derived
 from .generation import IDEMPOTENCY_HEADER
 
 blp = Blueprint("workflows", __name__, url_prefix="/2", description="API2: Workflows (PRO tier above 0).")
@@ -45,7 +45,7 @@ class WorkflowRunParameterOut(Schema):
     value = fields.String(required=True)
 
 
-class TemplateParameterSchema(ResponseSchema):
+class TemplateParameterSchema(ContractSchema):
     """Dumps a ``plugin_api.TemplateParameter`` (its optional members only when set)."""
 
     name = fields.String(required=True)
@@ -66,23 +66,23 @@ class TemplateParameterSchema(ResponseSchema):
     isHidden = fields.Boolean(required=True, attribute="is_hidden")
     fileGroup = fields.String(attribute="file_group")
     fileGroupDestination = fields.String(attribute="file_group_destination")
-    dropdownItems = computed(fields.List, lambda p: list(p.dropdown_items) or None, fields.String())
+    dropdownItems = derived(fields.List, lambda p: list(p.dropdown_items) or None, fields.String())
 
 
-class TemplateFileSchema(ResponseSchema):
+class TemplateFileSchema(ContractSchema):
     fileNames = fields.List(fields.String(), required=True, attribute="file_names")
     supportFileType = fields.String(required=True, attribute="support_file_type")
 
 
-class WorkflowTemplateSchema(ResponseSchema):
+class WorkflowTemplateSchema(ContractSchema):
     """Dumps a ``plugin_api.WorkflowTemplate``."""
 
     name = fields.String(required=True, attribute="identifier")
     label = fields.String()
     description = fields.String()
     deployments = fields.List(fields.String(), required=True)
-    parameters = computed(fields.List, lambda t: t.parameters(), fields.Nested(TemplateParameterSchema), required=True)
-    workflowTemplateFiles = computed(fields.Dict, lambda t: t.files(), values=fields.Nested(TemplateFileSchema),
+    parameters = derived(fields.List, lambda t: t.parameters(), fields.Nested(TemplateParameterSchema), required=True)
+    workflowTemplateFiles = derived(fields.Dict, lambda t: t.files(), values=fields.Nested(TemplateFileSchema),
                                      required=True, metadata={
                                          "description": "name -> {fileNames: string[], supportFileType: string}"})
 
@@ -121,10 +121,10 @@ OutputFileSchema = Schema.from_dict({
     "width": fields.Integer(required=True), "type": fields.String(),
 }, name="WorkflowOutputFileEntry")
 
-class WorkflowRunParametersSchema(ResponseSchema):
+class WorkflowRunParametersSchema(ContractSchema):
     """Dumps a ``WorkflowState`` (its run parameters)."""
 
-    publicId = computed(fields.String, lambda state: None, allow_none=True)
+    publicId = derived(fields.String, lambda state: None, allow_none=True)
     workflowTemplateName = fields.String(attribute="template_name")
     parameters = fields.List(fields.Nested(WorkflowRunParameterOut), attribute="run_parameters")
 
@@ -138,25 +138,25 @@ def _open_run(run) -> bool:
     return run.state.state in ("queued", "running")
 
 
-WorkflowStateSchema = ResponseSchema.from_dict({
+WorkflowStateSchema = ContractSchema.from_dict({
     "_id": fields.String(required=True, attribute="state.id"), "publicId": fields.String(attribute="state.public_id"),
-    "runParamaters": computed(fields.Nested, lambda run: run.state, WorkflowRunParametersSchema),
+    "runParamaters": derived(fields.Nested, lambda run: run.state, WorkflowRunParametersSchema),
     "isStarted": fields.Boolean(required=True, attribute="state.is_started"),
     "isComplete": fields.Boolean(required=True, attribute="state.is_complete"),
     "isError": fields.Boolean(required=True, attribute="state.is_error"),
-    "errorMessage": computed(fields.String, lambda run: run.state.error_message or None),
+    "errorMessage": derived(fields.String, lambda run: run.state.error_message or None),
     "outputFiles": fields.List(fields.Nested(OutputFileSchema), attribute="state.output_files"),
     "log": fields.List(fields.String(), attribute="state.log"),
     "workflowJsonString": fields.String(attribute="state.graph_json"),
-    "state": computed(fields.String, lambda run: _STATE_NAMES.get(run.state.state, run.state.state),
+    "state": derived(fields.String, lambda run: _STATE_NAMES.get(run.state.state, run.state.state),
                       metadata={"description": "queued, running, completed or error"}),
-    "startTime": computed(fields.String, lambda run: iso(run.state.start_time), required=True, allow_none=True),
-    "endTime": computed(fields.String, lambda run: iso(run.state.end_time), required=True, allow_none=True),
-    "api2userEmail": computed(fields.String, lambda run: run.state.user_email or None),
+    "startTime": derived(fields.String, lambda run: iso(run.state.start_time), required=True, allow_none=True),
+    "endTime": derived(fields.String, lambda run: iso(run.state.end_time), required=True, allow_none=True),
+    "api2userEmail": derived(fields.String, lambda run: run.state.user_email or None),
     "itemIds": fields.List(fields.String(), required=True, attribute="state.item_ids"),
-    "progress": computed(fields.Float, lambda run: round(float(run.state.progress or 0.0), 4)),
+    "progress": derived(fields.Float, lambda run: round(float(run.state.progress or 0.0), 4)),
     "queuePosition": fields.Integer(attribute="position"),
-    "statusMessage": computed(fields.String, lambda run: (run.state.status_message or None) if _open_run(run) else None,
+    "statusMessage": derived(fields.String, lambda run: (run.state.status_message or None) if _open_run(run) else None,
                               metadata={"description": "Why a run is not generating yet (an addition)."}),
     "estimatedSecondsRemaining": fields.Float(attribute="eta", metadata={
         "description": "Seconds until the run is likely done, from measured service times (an addition)."}),

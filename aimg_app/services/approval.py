@@ -14,7 +14,7 @@ from ..models.base import utcnow
 from ..models.item import Item
 from . import abuse
 from .items import is_public_folder_id, visibility_changed
-from .library import Viewer, image_view, reactions_of, visible_item
+from .library import ShownItem, Viewer, shown, visible_item
 
 MAX_PENDING = 50
 
@@ -32,7 +32,7 @@ def _set_public(item: Item, value: bool, extra: dict | None = None) -> bool:
 
 
 def set_item_properties(user: User, viewer: Viewer, image_id: str, is_public: bool | None,
-                        status: str | None) -> dict:
+                        status: str | None) -> ShownItem:
     """The owner's setItemProperties. Everything is checked before anything changes."""
     if is_public is None and status is None:
         raise BadRequest("At least one of isPublic or publicApprovalStatus must be provided.")
@@ -70,8 +70,7 @@ def set_item_properties(user: User, viewer: Viewer, image_id: str, is_public: bo
     elif is_public is not None and is_public != item.is_public:
         if not _set_public(item, is_public):
             raise Conflict("The Item changed meanwhile; reload it and try again.")
-    fresh = Item.objects(id=item.id).first()
-    return image_view(fresh, viewer, reactions_of(viewer, [fresh.id]))
+    return shown([Item.objects(id=item.id).first()], viewer)[0]
 
 
 def set_public_approval_status(item_id: str, status: str, admin: str) -> tuple[bool, str]:

@@ -10,11 +10,12 @@ recomputed from the folder's newest Items whenever its content changes.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BadRequest, NotFound
 from ..models import User
-from ..models.base import iso, utcnow
+from ..models.base import utcnow
 from ..models.folder import Folder, FolderThumbnail
 from ..models.item import Item
 from ..pagination import PageRequest, paginate
@@ -29,24 +30,18 @@ def _kind(is_public: bool) -> str:
     return "Public folder" if is_public else "Private folder"
 
 
-def folder_view(folder: Folder, viewer: Viewer) -> dict:
-    owner = viewer.is_admin or folder.user_id == viewer.user_id
-    body: dict[str, Any] = {
-        "id": folder.id,
-        "name": folder.name,
-        "userID": folder.user_id,
-        "isPublic": folder.is_public,
-        # others see a public folder's public content only
-        "imageCount": folder.image_count if owner else folder.public_item_count,
-        "sampleImages": [{"imageID": t.image_id, "url": t.url} for t in folder.sample_images],
-        "thumbnails": [{"imageID": t.image_id, "url": t.url} for t in folder.thumbnails],
-        "createdDate": iso(folder.created_date),
-        "updatedDate": iso(folder.updated_date),
-        "tags": list(folder.tags),
-    }
-    if folder.description:
-        body["description"] = folder.description
-    return body
+@dataclass(frozen=True)
+class ShownFolder:
+    """A folder as one viewer sees it: what the Folder schema writes."""
+
+    folder: Folder
+    viewer: Viewer
+
+    @property
+    def image_count(self) -> int:
+        """Others see a public folder's public content only."""
+        owner = self.viewer.is_admin or self.folder.user_id == self.viewer.user_id
+        return self.folder.image_count if owner else self.folder.public_item_count
 
 
 def owned_folder(user_id: str, folder_id: str | None, is_public: bool | None) -> Folder:
@@ -105,18 +100,18 @@ def delete_folder(user: User, folder_id: str, is_public: bool) -> bool:
 # --- lists ---------------------------------------------------------------------------------------
 
 
-def list_self_folders(user: User, viewer: Viewer, args: dict) -> tuple[list[dict], dict]:
+def list_self_folders(user: User, viewer: Viewer, args: dict) -> tuple[list[ShownFolder], dict]:
     spec = LIST_SHAPES["selfFolders"]
     qs = Folder.objects(user_id=user.id, is_public=False, is_deleted=False)
     assert set(spec.equality) == {"user_id", "is_public", "is_deleted"}
     if args.get("folderIDs"):
         qs = qs.filter(id__in=args["folderIDs"][:MAX_BULK])
     page = paginate(qs, "created_date", PageRequest.from_args(args), total_count=qs.count(),
-                    transform=lambda f: folder_view(f, viewer))
+                    transform=lambda f: ShownFolder(f, viewer))
     return page.items, page.metadata
 
 
-def list_public_folders(viewer: Viewer, args: dict) -> tuple[list[dict], dict]:
+def list_public_folders(viewer: Viewer, args: dict) -> tuple[list[ShownFolder], dict]:
     if args.get("userID"):
         qs = Folder.objects(user_id=args["userID"], is_public=True, is_deleted=False)
     else:
@@ -124,7 +119,7 @@ def list_public_folders(viewer: Viewer, args: dict) -> tuple[list[dict], dict]:
     if args.get("folderIDs"):
         qs = qs.filter(id__in=args["folderIDs"][:MAX_BULK])
     page = paginate(qs, "created_date", PageRequest.from_args(args), total_count=qs.count(),
-                    transform=lambda f: folder_view(f, viewer))
+                    transform=lambda f: ShownFolder(f, viewer))
     return page.items, page.metadata
 
 

@@ -1,4 +1,5 @@
-"""Reading the library: one Item, lists of Items, and their contract views (Image, ImageInfo).
+"""Reading the library: one Item and lists of Items, as their viewer sees them (``ShownItem``;
+the Image and ImageInfo schemas of ``api/images.py`` write them).
 
 Who sees what: the owner and admins see an Item whatever its state (short of deletion,
 which only admins see through); anyone else sees it only when it is public (approved and
@@ -17,7 +18,7 @@ from typing import Any
 
 from ..errors import BadRequest, NotFound
 from ..models import User
-from ..models.base import epoch_ms, iso
+from ..models.base import epoch_ms
 from ..models.folder import Folder
 from ..models.item import Item
 from ..models.reaction import Reaction
@@ -86,79 +87,40 @@ def reactions_of(viewer: Viewer, item_ids: list[str]) -> dict[str, str]:
     return {r.item_id: r.kind for r in Reaction.objects(user_id=viewer.user_id, item_id__in=item_ids).only("item_id", "kind")}
 
 
-def _drop_none(body: dict) -> dict:
-    return {k: v for k, v in body.items() if v is not None}
+@dataclass(frozen=True)
+class ShownItem:
+    """An Item as one viewer sees it: what the Image and ImageInfo schemas write. The
+    viewer's reaction (and, for ImageInfo, the owner and their picture) are read once per
+    request by the service, never per row."""
+
+    item: Item
+    viewer: Viewer
+    reaction: str | None = None
+    sample: bool = False  # the reduced view of getSampleItems/getLatestItems
+    owner: User | None = None
+    picture: str | None = None
+
+    @property
+    def private(self) -> bool:
+        """batchID and publicApprovalStatus are the owner's and admins' only."""
+        return not self.sample and self.viewer.sees_private(self.item)
+
+    @property
+    def reacted(self) -> bool:
+        """isLiked/isDisliked are said to a signed-in viewer only."""
+        return not self.sample and self.viewer.user_id is not None
+
+    @property
+    def folder_shown(self) -> bool:
+        """A private folder's id is the owner's and admins' only."""
+        return (not self.sample and bool(self.item.folder_id)
+                and (self.viewer.sees_private(self.item) or bool(self.item.is_publicly_visible)))
 
 
-def image_view(item: Item, viewer: Viewer, reactions: dict[str, str] | None = None, *, sample: bool = False) -> dict:
-    """The contract's Image. ``sample``: the reduced view of getSampleItems/getLatestItems."""
-    body: dict[str, Any] = {
-        "id": item.id,
-        "userID": item.user_id,
-        "url": item.url or "",
-        "viewCount": item.view_count,
-        "likeCount": item.like_count,
-        "dislikeCount": item.dislike_count,
-        "completedDate": epoch_ms(item.completed_date) if item.completed_date else None,
-        "completedTimestamp": iso(item.completed_date),
-        "mtype": item.mtype,
-        "mediaType": item.media_type or "Unknown",
-        "tags": list(item.tags),
-        "isPublic": bool(item.is_public),
-    }
-    if sample:
-        return _drop_none(body)
-    reaction = (reactions or {}).get(item.id)
-    body.update({
-        "batchID": item.batch_id if viewer.sees_private(item) else None,
-        "isLiked": reaction == "like" if viewer.user_id else None,
-        "isDisliked": reaction == "dislike" if viewer.user_id else None,
-        "isPubliclyVisible": bool(item.is_publicly_visible),
-    })
-    if viewer.sees_private(item):
-        body["publicApprovalStatus"] = item.public_approval_status
-    if item.folder_id and (viewer.sees_private(item) or item.is_publicly_visible):
-        body["folderID"] = item.folder_id
-        if item.folder_added_date:
-            body["folderAddedDate"] = epoch_ms(item.folder_added_date)
-            body["folderAddedTimestamp"] = iso(item.folder_added_date)
-    return _drop_none(body)
-
-
-def image_info_view(item: Item, viewer: Viewer, reactions: dict[str, str] | None = None,
-                    owner: User | None = None, picture: str | None = None) -> dict:
-    """The contract's ImageInfo: the Image plus how it was made."""
-    base = image_view(item, viewer, reactions)
-    for key in ("mediaType", "folderAddedDate", "folderAddedTimestamp"):
-        base.pop(key, None)
-    base.update({
-        "username": owner.username if owner else None,
-        "profilePicture": picture,
-        "prompt": item.prompt or "",
-        "negprompt": item.negprompt,
-        "generatorVersion": item.generator_version or "1",
-        "workflowTemplateName": item.workflow_template_name,
-        "workflowRunParameters": list(item.workflow_run_parameters) if item.generator_version == "2" else None,
-        "modelName": item.model_name or item.model_id or "",
-        "modelID": item.model_id or "",
-        "steps": item.steps or 0,
-        "seed": item.seed if item.seed is not None else 0,
-        "subseed": item.subseed or 0,
-        "subseed_strength": item.subseed_strength or 0.0,
-        "lora": list(item.lora),
-        "lora_strength": list(item.lora_strength),
-        "sampler": item.sampler or "",
-        "cfgscale": item.cfgscale if item.cfgscale is not None else 0,
-        "restoreFaces": bool(item.restore_faces),
-        "height": item.height or 0,
-        "width": item.width or 0,
-    })
-    return _drop_none(base)
-
-
-def images(items: list[Item], viewer: Viewer) -> list[dict]:
+def shown(items: list[Item], viewer: Viewer) -> list[ShownItem]:
+    """``items`` as ``viewer`` sees them, their reactions read in one query."""
     reactions = reactions_of(viewer, [i.id for i in items])
-    return [image_view(i, viewer, reactions) for i in items]
+    return [ShownItem(i, viewer, reactions.get(i.id)) for i in items]
 
 
 # --- one Item ------------------------------------------------------------------------------------
@@ -176,12 +138,11 @@ def visible_item(item_id: str, viewer: Viewer) -> Item:
     return item
 
 
-def get_item(item_id: str, viewer: Viewer) -> dict:
-    item = visible_item(item_id, viewer)
-    return image_view(item, viewer, reactions_of(viewer, [item.id]))
+def get_item(item_id: str, viewer: Viewer) -> ShownItem:
+    return shown([visible_item(item_id, viewer)], viewer)[0]
 
 
-def get_item_details(item_id: str, viewer: Viewer, picture_of=None) -> dict:
+def get_item_details(item_id: str, viewer: Viewer, picture_of=None) -> ShownItem:
     """ImageInfo; a view by anyone but the owner counts in ``viewCount``."""
     item = visible_item(item_id, viewer)
     if not viewer.owns(item):
@@ -189,24 +150,23 @@ def get_item_details(item_id: str, viewer: Viewer, picture_of=None) -> dict:
         item.view_count += 1
     owner = User.objects(id=item.user_id).only("username", "profile_picture_file_id", "profile_picture_banned").first()
     picture = picture_of(owner) if (picture_of and owner is not None) else None
-    return image_info_view(item, viewer, reactions_of(viewer, [item.id]), owner, picture)
+    return ShownItem(item, viewer, reactions_of(viewer, [item.id]).get(item.id), owner=owner, picture=picture)
 
 
-def last_completed_item(viewer: Viewer, mtype: str | None) -> dict:
+def last_completed_item(viewer: Viewer, mtype: str | None) -> ShownItem:
     where = {"user_id": viewer.user_id, "is_deleted": False, "status": "completed"}
     if mtype:
         where["mtype"] = mtype
     item = Item.objects(**where).order_by("-completed_date", "-id").first()
     if item is None:
         raise NotFound("You have no completed Item yet.")
-    return image_view(item, viewer, reactions_of(viewer, [item.id]))
+    return shown([item], viewer)[0]
 
 
-def batch_items(viewer: Viewer, batch_id: str) -> list[dict]:
+def batch_items(viewer: Viewer, batch_id: str) -> list[ShownItem]:
     items = list(Item.objects(batch_id=batch_id, user_id=viewer.user_id, is_deleted=False, status="completed")
                  .order_by("created_date", "id").limit(1000))
-    reactions = reactions_of(viewer, [i.id for i in items])
-    return [image_info_view(i, viewer, reactions) for i in items]
+    return shown(items, viewer)
 
 
 # --- lists -------------------------------------------------------------------------------------------
@@ -232,7 +192,7 @@ def _free_cutoff(user: User, settings, base: dict):
     return last.completed_date if last else None
 
 
-def my_creations(user: User, viewer: Viewer, args: dict, settings) -> tuple[list[dict], dict]:
+def my_creations(user: User, viewer: Viewer, args: dict, settings) -> tuple[list[ShownItem], dict]:
     """The caller's completed Items (getMyCreations)."""
     folder_id = args.get("folderID")
     filters: dict[str, Any] = {}
@@ -272,10 +232,10 @@ def my_creations(user: User, viewer: Viewer, args: dict, settings) -> tuple[list
         reached = (epoch_ms(cutoff) >= index if (page_request.reverse and index) else
                    (not page_request.reverse and page.metadata["nextPaginationIndex"] is None))
         page.metadata["proLimitHit"] = bool(reached)
-    return images(page.items, viewer), page.metadata
+    return shown(page.items, viewer), page.metadata
 
 
-def public_creations(viewer: Viewer, args: dict) -> tuple[list[dict], dict]:
+def public_creations(viewer: Viewer, args: dict) -> tuple[list[ShownItem], dict]:
     """Publicly visible Items (getPublicCreations). totalCount: with folderID, that public
     folder's public Item count; else with userID, that user's public Item count; else none."""
     filters: dict[str, Any] = {"is_publicly_visible": True}
@@ -298,27 +258,27 @@ def public_creations(viewer: Viewer, args: dict) -> tuple[list[dict], dict]:
     else:
         where = _where("publicCreations", domain=viewer.domain, **filters)
     page = paginate(Item.objects(**where), "completed_date", PageRequest.from_args(args), total_count=total)
-    return images(page.items, viewer), page.metadata
+    return shown(page.items, viewer), page.metadata
 
 
-def latest_items(viewer: Viewer, args: dict) -> tuple[list[dict], dict]:
+def latest_items(viewer: Viewer, args: dict) -> tuple[list[ShownItem], dict]:
     where = _where("publicCreations", domain=viewer.domain, is_publicly_visible=True)
     page = paginate(Item.objects(**where), "completed_date", PageRequest.from_args(args),
-                    transform=lambda i: image_view(i, viewer, sample=True))
+                    transform=lambda i: ShownItem(i, viewer, sample=True))
     return page.items, page.metadata
 
 
-def sample_items(viewer: Viewer, limit: int) -> list[dict]:
+def sample_items(viewer: Viewer, limit: int) -> list[ShownItem]:
     """A random sample of publicly visible Items."""
     where = _where("publicCreations", domain=viewer.domain, is_publicly_visible=True)
     pipeline = [{"$match": {"domain": viewer.domain, "is_publicly_visible": True}}, {"$sample": {"size": limit}},
                 {"$project": {"_id": 1}}]
     ids = [row["_id"] for row in Item.objects.aggregate(pipeline)]
     items = {i.id: i for i in Item.objects(id__in=ids, **where)}
-    return [image_view(items[i], viewer, sample=True) for i in ids if i in items]
+    return [ShownItem(items[i], viewer, sample=True) for i in ids if i in items]
 
 
-def admin_items(viewer: Viewer, args: dict) -> tuple[list[dict], dict]:
+def admin_items(viewer: Viewer, args: dict) -> tuple[list[ShownItem], dict]:
     """getItems: every completed, non-deleted Item of the domain, admin filters."""
     filters: dict[str, Any] = {}
     if args.get("mtype"):
@@ -342,7 +302,7 @@ def admin_items(viewer: Viewer, args: dict) -> tuple[list[dict], dict]:
     else:
         where = _where("items", domain=viewer.domain, **common, **filters)
     page = paginate(Item.objects(**where), "completed_date", PageRequest.from_args(args))
-    return images(page.items, viewer), page.metadata
+    return shown(page.items, viewer), page.metadata
 
 
 def check_ids(ids: list[str], name: str = "imageIDs", limit: int = 1000) -> list[str]:

@@ -99,33 +99,45 @@ def offered_product(domain: Domain, product_id: str | None, code: str | None) ->
     return product
 
 
-def plan_view(plan: BillingPlan, processors: dict, make_checkout) -> dict:
-    """The contract's BillingPlan; ``make_checkout(processor_id, product)`` builds a ``Checkout``."""
+@dataclass(frozen=True)
+class PaymentLink:
+    payment_provider: str
+    payment_label: str | None
+    payment_url: str
+
+
+@dataclass(frozen=True)
+class OfferedPrice:
+    price: PlanPrice
+    payment_links: list[PaymentLink]
+
+
+@dataclass(frozen=True)
+class OfferedPlan:
+    """A plan as offered to one caller, with the payment links built for them: what the
+    BillingPlan schema writes."""
+
+    plan: BillingPlan
+    prices: list[OfferedPrice]
+
+
+def offer(plan: BillingPlan, processors: dict, make_checkout) -> OfferedPlan:
+    """``plan`` with a payment link per provider; ``make_checkout(processor_id, product)``
+    builds a ``Checkout``. A provider with no link (processor missing or not configured) is
+    left out: it is not purchasable here."""
     prices = []
     for price in plan.prices:
-        providers = []
+        links = []
         for provider in price.payment_providers:
             processor = processors.get(provider.payment_provider)
             url = provider.payment_url
             if processor is not None and not url:
                 url = _payment_url(processor, make_checkout(provider.payment_provider, Product(plan, price)))
-            if not url:
-                continue  # not purchasable here (processor missing or not configured)
-            providers.append({"paymentProvider": provider.payment_provider,
-                              "paymentLabel": provider.payment_label or (processor.label if processor else None),
-                              "paymentUrl": url})
-        item = {"productID": price.product_id, "type": price.type, "period": price.period, "currency": price.currency,
-                "currencyType": price.currency_type, "value": price.value, "paymentProviders": providers}
-        if price.name:
-            item["name"] = price.name
-        if price.trial_days is not None:
-            item["trialDays"] = price.trial_days
-        prices.append(item)
-    body = {"id": plan.id, "name": plan.name, "prices": prices, "tier": plan.tier, "features": list(plan.features),
-            "mainBenefits": list(plan.main_benefits)}
-    if plan.description:
-        body["description"] = plan.description
-    return body
+            if url:
+                links.append(PaymentLink(provider.payment_provider,
+                                         provider.payment_label or (processor.label if processor else None), url))
+        prices.append(OfferedPrice(price, links))
+    return OfferedPlan(plan, prices)
 
 
 def _payment_url(processor, checkout: Checkout) -> str | None:

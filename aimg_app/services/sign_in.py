@@ -1,5 +1,5 @@
 """Signing in: by password, by one-time password, and creating an account, each binding
-the caller's session. The only place these flows are written."""
+the caller's session; signing out. The only place these flows are written."""
 from __future__ import annotations
 
 from ..errors import BadRequest, Conflict, Unauthorized
@@ -65,3 +65,15 @@ def _by_password(resources, domain: str, client: str, email: str, password: str)
         raise Unauthorized(BAD_CREDENTIALS)
     login_throttle.succeeded(resources, domain, email)
     return user
+
+
+def sign_out(resources, session: Session) -> bool:
+    """Unbind the session from its user and revoke the session's OAuth tokens; False when no
+    user was signed in on it."""
+    from . import oauth as oauth_service
+
+    user_id = session.user_id
+    signed_out = users_service.sign_out(session)
+    if signed_out:
+        oauth_service.revoke_session_tokens(resources, session.id, user_id)
+    return signed_out

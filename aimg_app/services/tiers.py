@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from ..models.base import utcnow
 
@@ -37,25 +38,17 @@ def is_premium(user) -> bool:
     return tier_of(user) > 0
 
 
-def subscriptions_of(user, extended_price: bool = False) -> list[dict]:
-    """The contract's Subscription objects of ``user``: the subscriptions giving a tier now,
-    best first. ``price`` only with ``extended_price``."""
-    from ..models.base import iso
+@dataclass(frozen=True)
+class ShownSubscription:
+    """A subscription giving a tier now, as the Subscription schema writes it; its
+    ``price`` only when the caller asked for it (extendedPriceInfo)."""
+
+    subscription: Any  # models.billing.Subscription
+    with_price: bool = False
+
+
+def subscriptions_of(user, extended_price: bool = False) -> list[ShownSubscription]:
+    """The subscriptions of ``user`` giving a tier now, best first."""
     from .subscriptions import live_subscriptions
 
-    out = []
-    for sub in live_subscriptions(user.id):
-        item = {"merchantProcessor": sub.processor, "tier": sub.tier, "productID": sub.product_id,
-                "transactionID": sub.vendor_id}
-        if sub.expiration is not None:
-            item["tierExpiration"] = iso(sub.expiration)
-            if sub.renews:
-                item["nextBillingDate"] = iso(sub.expiration)
-        if sub.payer_id:
-            item["payerID"] = sub.payer_id
-        if sub.additional_information:
-            item["additionalInformation"] = sub.additional_information
-        if extended_price and sub.price:
-            item["price"] = dict(sub.price)
-        out.append(item)
-    return out
+    return [ShownSubscription(sub, extended_price) for sub in live_subscriptions(user.id)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
+from dataclasses import dataclass
 
 import mongoengine as me
 from argon2 import PasswordHasher
@@ -11,10 +12,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from ..errors import BadRequest, Conflict, Unauthorized
 from ..models import Session, User
-from ..models.base import iso, utcnow
+from ..models.base import utcnow
 from ..models.user import LoginProviderLink
 from .passwords import PASSWORD_POLICY_TEXT, satisfies_policy
-from .tiers import tier_state
+from .tiers import ShownSubscription, TierState, subscriptions_of, tier_state
 
 EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$")
@@ -179,37 +180,80 @@ def remember_18_confirmation(session: Session, user: User | None, confirmed: boo
 
 
 # --- views ------------------------------------------------------------------------------
+# What the SelfUser and User schemas of ``api/users.py`` write: a user with what the request
+# adds to it (session, tier, subscriptions, picture), read once here.
 
 
-def subscriptions_view(user: User, extended_price: bool = False) -> list[dict]:
-    """The user's PRO subscriptions (the billing engine provides them through the tier module)."""
-    from . import tiers
+@dataclass(frozen=True)
+class SelfUserView:
+    """A session and its user (None: the anonymous session's view)."""
 
-    provider = getattr(tiers, "subscriptions_of", None)
-    return provider(user, extended_price) if provider else []
+    session: Session
+    user: User | None
+    tier: TierState
+    subscriptions: list[ShownSubscription]
+    picture: str | None = None  # a Data URI ("" when none), only when asked for
+
+    @property
+    def is_at_least_18_confirmed(self) -> bool:
+        return bool(self.user.is_at_least_18_confirmed if self.user else self.session.is_at_least_18_confirmed)
 
 
-def self_user(session: Session, user: User | None, *, picture: str | None = None, extended_price: bool = False) -> dict:
-    """The contract's SelfUser. With no user signed in: the anonymous session's view."""
-    state = tier_state(user)
-    body = {
-        "sessionID": session.id,
-        "userID": user.id if user else None,
-        "email": user.email if user else None,
-        "username": user.username if user else None,
-        "isAuthenticated": user is not None,
-        "isAtLeast18Confirmed": bool(user.is_at_least_18_confirmed if user else session.is_at_least_18_confirmed),
-        "tier": state.tier,
-        "merchantProcessor": state.merchant_processor,
-        "subscriptions": subscriptions_view(user, extended_price) if user else [],
-        "itemCount": user.item_count if user else 0,
-        "rootFolderItemCount": user.root_folder_item_count if user else 0,
-    }
-    if state.expiration is not None:
-        body["tierExpiration"] = iso(state.expiration)
-    if picture is not None:
-        body["profilePicture"] = picture
-    return body
+@dataclass(frozen=True)
+class PublicUserView:
+    user: User
+    picture: str | None
+
+
+@dataclass(frozen=True)
+class AdminUserView:
+    """A user with the extended fields admins see."""
+
+    user: User
+    tier: TierState
+    subscriptions: list[ShownSubscription]
+
+
+def self_user(session: Session, user: User | None, *, resources=None, with_picture: bool = False,
+              extended_price: bool = False) -> SelfUserView:
+    """The contract's SelfUser of ``session``."""
+    picture = None
+    if with_picture and user is not None:
+        from . import profile_pictures
+
+        picture = profile_pictures.picture_data_uri(resources, user) or ""
+    return SelfUserView(session, user, tier_state(user), subscriptions_of(user, extended_price) if user else [],
+                        picture)
+
+
+def get_self(resources, session: Session, user: User | None, *, confirm_18: bool, with_picture: bool,
+             extended_price: bool) -> SelfUserView:
+    """getSelfUser: an 18+ confirmation given with it is remembered first."""
+    remember_18_confirmation(session, user, confirm_18)
+    return self_user(session, user, resources=resources, with_picture=with_picture, extended_price=extended_price)
+
+
+def admin_user(user: User) -> AdminUserView:
+    return AdminUserView(user, tier_state(user), subscriptions_of(user))
+
+
+def look_up(resources, domain: str, *, as_admin: bool, user_id: str | None, email: str | None,
+            username: str | None) -> PublicUserView | AdminUserView:
+    """getUser: admins look up by id, email or username, deleted users included, and get the
+    extended view; anyone else gives an id and gets the public profile of a live user."""
+    from ..errors import NotFound
+    from . import profile_pictures
+
+    if as_admin:
+        return admin_user(find_target(domain, user_id, email, username))
+    if email or username:
+        raise BadRequest("Only admins can look users up by email or username; give userID.")
+    if not user_id:
+        raise BadRequest("userID is required.")
+    user = get_user(user_id)
+    if user is None or user.is_disabled or user.domain != domain:
+        raise NotFound("No such user.")
+    return PublicUserView(user, profile_pictures.picture_data_uri(resources, user))
 
 
 # --- changes by the user ----------------------------------------------------------------
@@ -278,6 +322,25 @@ def change_email(resources, user: User, new_email: str, otp: str | None) -> None
     user.email, user.email_verified = new_email, True
 
 
+def set_self_properties(resources, session: Session, user: User, *, username: str | None = None,
+                        password: str | None = None, email: str | None = None, otp: str | None = None,
+                        confirm_18: bool = False) -> SelfUserView:
+    """setSelfUserProperties. Everything is validated before anything changes, so a refusal
+    changes nothing; a new password signs out every other session."""
+    if username is not None:
+        check_username_change(user, username)
+    if password is not None:
+        validate_password(password)
+    if email is not None:
+        change_email(resources, user, email, otp)
+    if username is not None:
+        change_username(user, username)
+    if password is not None:
+        change_password(user, password, keep_session_id=session.id)
+    remember_18_confirmation(session, user, confirm_18)
+    return self_user(session, get_user(user.id))
+
+
 # --- lookups and admin ------------------------------------------------------------------
 
 
@@ -298,59 +361,6 @@ def find_target(domain: str, user_id: str | None = None, email: str | None = Non
     if user is None:
         raise NotFound("No such user.")
     return user
-
-
-def _providers(links) -> list[dict]:
-    out = []
-    for link in links:
-        entry = {"providerType": link.provider_type, "providerId": link.provider_id}
-        if link.provider_type == "oauth" and link.user_id:
-            entry["userId"] = link.user_id
-        out.append(entry)
-    return out
-
-
-def public_view(user: User, picture: str | None) -> dict:
-    body = {"userID": user.id, "username": user.username}
-    if picture:
-        body["profilePicture"] = picture
-    return body
-
-
-def admin_view(user: User) -> dict:
-    state = tier_state(user)
-    body = {
-        "userID": user.id,
-        "username": user.username,
-        "email": user.email,
-        "createdDate": iso(user.created_date),
-        "updatedDate": iso(user.updated_date),
-        "isDisabled": bool(user.is_disabled),
-        "isAtLeast18Confirmed": bool(user.is_at_least_18_confirmed),
-        "tier": state.tier,
-        "merchantProcessor": state.merchant_processor,
-        "subscriptions": subscriptions_view(user),
-        "flaggedImagesCount": user.flagged_images_count,
-        "highHeatImagesCount": user.high_heat_images_count,
-        "refList": list(user.ref_list or []),
-        "rs": user.rs,
-        "loginProviders": _providers(user.login_providers),
-        "connectProviders": _providers(user.connect_providers),
-        "abuse": user.abuse or 0,
-        "profilePicture": bool(user.profile_picture_file_id),
-        "profilePictureBanned": bool(user.profile_picture_banned),
-        "archivedEmails": [{"email": a.email, "archivedDate": iso(a.archived_date)} for a in user.archived_emails],
-        "itemCount": user.item_count,
-        "publicItemCount": user.public_item_count,
-        "rootFolderItemCount": user.root_folder_item_count,
-        "additionalInformation": user.additional_information or "",
-        "roles": list(user.roles or []),
-    }
-    if user.deleted_date:
-        body["deletedDate"] = iso(user.deleted_date)
-    if state.expiration:
-        body["tierExpiration"] = iso(state.expiration)
-    return body
 
 
 def delete_user(user: User, delete_items: bool = False) -> bool:
