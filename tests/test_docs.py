@@ -70,8 +70,7 @@ def test_nothing_cites_design_notes_that_are_not_in_the_repository(app):
     cited = [f"{path.relative_to(root)}: {note}" for folder in ("aimg_app", "plugins", "workers", "docs")
              for path in (root / folder).rglob("*") if path.suffix in (".py", ".md", ".html")
              for note in DESIGN_NOTES if note in path.read_text()]
-    # services/users.py still cites one: its owner rewrites it with the users restructuring.
-    assert [c for c in cited if not c.startswith("aimg_app/services/users.py")] == []
+    assert cited == []
 
 
 def test_every_operation_is_named_tagged_summarised_and_has_examples(app):

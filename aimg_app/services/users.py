@@ -296,8 +296,8 @@ def change_password(user: User, password: str, keep_session_id: str) -> None:
 
 
 def change_email(resources, user: User, new_email: str, otp: str | None) -> None:
-    """SPEC-GAPS 4: needs an OTP requested for the new address with signUp; the old address
-    is archived."""
+    """A new email needs an OTP requested for the new address (requestOTP with signUp), so
+    the user proves the mailbox before it becomes their sign-in; the old address is archived."""
     from ..models.user import ArchivedEmail
     from . import otp as otp_service
 
