@@ -264,6 +264,23 @@ def test_idempotency_key_returns_the_first_answer(client, user):
     assert theirs["imageID"] != first["imageID"]
 
 
+def test_an_answer_stored_by_the_earlier_version_is_replayed_after_an_upgrade(app, client, user):
+    """Answers stored before an upgrade (kept 24 h) held the wire's names; a repeat across the
+    upgrade must get that first answer, not a 500 or a second generation."""
+    import json
+
+    headers = {**user["headers"], "Idempotency-Key": "gen-upgrade"}
+    first = assert_ok(client.post("/generateImage", json={"prompt": "x, y"}, headers=headers))["payload"]
+    redis = app.extensions["aimg"].redis
+    (key,) = [k for k in redis.scan_iter("aimg:idem:*") if json.loads(redis.get(k)).get("answer", {}).get(
+        "image_id") == first["imageID"]]
+    stored = json.loads(redis.get(key))
+    redis.set(key, json.dumps({**stored, "answer": {**first, "ignoredWords": "y"}}), ex=3600)
+    again = assert_ok(client.post("/generateImage", json={"prompt": "x, y"}, headers=headers))["payload"]
+    assert again == {**first, "ignoredWords": "y"}
+    assert Item.objects(user_id=user["user_id"]).count() == 1
+
+
 def test_cancel_a_queued_generation(app, client, user):
     status = assert_ok(client.post("/generateImage", json={"prompt": "x"}, headers=user["headers"]))["payload"]
     stranger = sign_up(client)

@@ -66,7 +66,8 @@ def events(args):
                               + " Close one first.")
     schema = GenerationStatusSchema()
     body = events_service.stream(connection, owner, last_id, MAX_STREAM_SECONDS,
-                                 render=lambda status: json.dumps(schema.dump(status), separators=(",", ":")),
+                                 render=lambda stored: json.dumps(schema.dump(generation_service.stored_status(stored)),
+                                                                     separators=(",", ":")),
                                  block_ms=events_service.BLOCK_MS,
                                  renew=lambda: events_service.renew_slot(connection, keys, token))
     response = Response(stream_with_context(body), mimetype="text/event-stream",

@@ -113,7 +113,7 @@ def _generate(body: dict, mtype: str, endpoint: str) -> GenerationStatus:
         request=body,
         work=lambda: asdict(generation_service.generate(resources, user=user, session_id=session.id, domain=domain,
                                                         body=body, mtype=mtype)))
-    return GenerationStatus(**answer)
+    return generation_service.stored_status(answer)
 
 
 @blp.route("/generateImage", methods=["POST"])

@@ -222,6 +222,32 @@ class GenerationStatus:
     frames: list[dict] | None = None  # {"frame_count", "frame_number", "url"}
 
 
+_STATUS_FIELDS = frozenset(GenerationStatus.__dataclass_fields__)
+
+
+# The wire names an answer or event stored by an earlier version holds (kept up to 24 h).
+_EARLIER_NAMES = {"imageID": "image_id", "folderID": "folder_id", "ignoredWords": "ignored_words",
+                  "queuePosition": "queue_position", "errorMessage": "error_message",
+                  "statusMessage": "status_message", "estimatedSecondsRemaining": "estimated_seconds_remaining"}
+_EARLIER_FRAME_NAMES = {"frameCount": "frame_count", "frameNumber": "frame_number", "frameUrl": "url"}
+
+
+def stored_status(data: dict) -> GenerationStatus:
+    """A GenerationStatus read back from its stored JSON (``asdict``). An idempotent answer
+    or an event stored before an upgrade holds the wire's names instead: read those too, so
+    a repeat still gets its first answer rather than an error or a second generation."""
+    if "image_id" in data:
+        return GenerationStatus(**data)
+    fields = {_EARLIER_NAMES.get(k, k): v for k, v in data.items() if _EARLIER_NAMES.get(k, k) in _STATUS_FIELDS}
+    if isinstance(fields.get("ignored_words"), str):
+        fields["ignored_words"] = [w for w in fields["ignored_words"].split(", ") if w]
+    if fields.get("frames"):
+        fields["frames"] = [{_EARLIER_FRAME_NAMES.get(k, k): v for k, v in f.items()} for f in fields["frames"]]
+    fields.setdefault("ignored_words", [])
+    fields.setdefault("progress", 0.0)
+    return GenerationStatus(**fields)
+
+
 def status_of(item: Item, state: WorkflowState | None, position: int | None = None,
               eta: float | None = None) -> GenerationStatus:
     """The contract's GenerationStatus (plus ``progress`` and, when failed or cancelled, ``error_message``)."""
