@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import io
 import json
 import logging
@@ -436,28 +435,17 @@ def _store_outputs(res, state: WorkflowState, me: str, outputs: RunOutputs) -> N
         output_files += [{"fileName": f["file_id"], "downloadURL": f["url"], "isMainOutput": False,
                           "width": width, "height": height, "type": "image/png", "note": f"frame {f['frame_number']}",
                           "fileId": f["file_id"]} for f in frame_entries]
-        if items_service.complete_item(item_id, url=_url(res, record.id), file_id=record.id, width=width,
-                                       height=height, frames=frame_entries or None):
+        item = items_service.complete_item(item_id, url=_url(res, record.id), file_id=record.id, width=width,
+                                           height=height, frames=frame_entries or None)
+        views.append(item or item_id)  # as completed here; or, ended by someone else, as it is now
+        if item:
             completed += 1
-            # Known as written unless its folder was given (completion may have moved it to the root).
-            views.append(item_id if state.folder_id else ItemView(
-                id=item_id, user_id=state.user_id, status="completed", mtype=state.mtype, progress=1.0,
-                ignored_words=list(state.ignored_words or []), url=_url(res, record.id),
-                frames=[_Frame(f["frame_count"], f["frame_number"], f["url"]) for f in frame_entries]))
             if reviewing:  # system report queues (e.g. the prompt filter) look at every new Item once
-                reports_service.review_item(res.report_queues, item_id)
-        else:
-            views.append(item_id)  # someone else ended it: as it is now
+                reports_service.review_item(res.report_queues, item)
     runs.complete(state, me, output_files, produced=bool(main),
                   lines=state.deferred_log + [runs.log_line(f"completed on {outputs.server}: {len(main)} output(s)")],
                   connection=res.redis, where=_take_unwritten(state.id), items=views)
 
-
-@dataclasses.dataclass
-class _Frame:  # a video frame as ``status_of`` reads it
-    frame_count: int
-    frame_number: int
-    url: str
 
 
 # --- runs whose worker died ---------------------------------------------------------------
