@@ -163,7 +163,8 @@ def _state_ids(item_ids: list[str]) -> list[str]:
     return [i.job_id for i in Item.objects(id__in=item_ids).only("job_id")]
 
 
-def whole_path(services: Services, n: int, render_seconds: float, servers: int, workers_per_server: int) -> dict:
+def whole_path(services: Services, n: int, render_seconds: float, servers: int, workers_per_server: int,
+               prefetch: int | None = None) -> dict:
     from aimg_app import queueing
     from aimg_app.devservices.fake_comfyui import FakeComfyUI
     from aimg_app.models.item import Item
@@ -194,7 +195,8 @@ def whole_path(services: Services, n: int, render_seconds: float, servers: int, 
         for _ in range(servers * workers_per_server):
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "workers.main"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                env={**services.env, **services.settings_env(urls), "AIMG_MIGRATE_ON_START": "false"}))
+                env={**services.env, **services.settings_env(urls), "AIMG_MIGRATE_ON_START": "false",
+                     **({"AIMG_GENERATION_PREFETCH": str(prefetch)} if prefetch is not None else {})}))
         deadline = time.monotonic() + 120
         while len(queueing.live_workers(resources.redis)) < len(processes) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -415,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render-seconds", type=float, default=0.2, help="fixed render time of the fake ComfyUI")
     parser.add_argument("--servers", type=int, nargs="+", default=[1, 3], help="fake ComfyUI servers (each a run)")
     parser.add_argument("--workers-per-server", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--prefetch", type=int, default=None, help="AIMG_GENERATION_PREFETCH of the workers "
+                        "(default: the setting's default)")
     parser.add_argument("--overhead", type=int, default=30, help="jobs of the per-job overhead run")
     parser.add_argument("--eta-runs", type=int, default=12, help="runs of the mixed-size ETA batch")
     parser.add_argument("--only", choices=("throughput", "overhead", "eta"), nargs="+",
@@ -435,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
             for servers in args.servers:
                 for per_server in args.workers_per_server:
                     straight = direct(args.n, args.render_seconds)
-                    full = whole_path(services, args.n, args.render_seconds, servers, per_server)
+                    full = whole_path(services, args.n, args.render_seconds, servers, per_server, args.prefetch)
                     ratio = full["perServerPerSecond"] / straight["perSecond"]
                     gap = full["meanIdleGapSeconds"]
                     say(f"  {servers} server(s) x {per_server} worker(s): ratio {ratio:.3f} (target >= 0.97)  "
