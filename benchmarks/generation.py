@@ -1,21 +1,30 @@
-"""Generation throughput and per-job overhead: the whole path against ComfyUI alone.
+"""Generation throughput, per-job overhead and the ETA: the whole path against ComfyUI alone.
 
-Throughput: N generations through HTTP (the Flask app) -> Redis -> ``aimg`` worker
-processes -> fake ComfyUI servers with a fixed render time, and, in the same run, the same
-N prompts posted straight to one fake ComfyUI. Prints both throughputs, their ratio, and
-the mean idle gap of a ComfyUI server between two jobs (what the workers cost the GPU).
+One run prints every figure of the generation fleet's targets, each beside its target:
 
-Overhead (``--overhead N``, render time 0, one job at a time, a worker in this process):
-the median and p95 of queued -> submitted to ComfyUI and of ComfyUI done -> Item completed,
-the generateImage latency, and the MongoDB commands one job costs (pymongo command
-monitoring: the API request's and the worker's, counted apart).
+- Throughput, for 1 and 3 fake servers x 1 and 2 ``aimg worker`` processes per server: N
+  generations through HTTP (the Flask app) -> Redis -> workers -> fake ComfyUI servers with
+  a fixed render time, against the same prompts posted straight to one fake ComfyUI in the
+  same run. Everything is queued first and the queues are opened once every worker is up,
+  so what is measured is how busy the workers keep each server: per server, jobs over its
+  first start to last end (GPU time), and the mean idle gap between two jobs on a server.
+- Per-job overhead (render time 0, one job at a time, a worker in this process): median and
+  p95 of queued (the job pushed to Redis) -> submitted to ComfyUI and of ComfyUI done ->
+  Item completed, the MongoDB commands one job costs (pymongo command monitoring, the API
+  request's and the worker's apart), and generateImage / enqueueWorkflow in-process latency.
+- The ETA: ``estimatedSecondsRemaining`` read right after each enqueue of a mixed-size batch
+  (a fake GPU whose render time grows with pixels x steps), against when each really ended.
 
-    .venv/bin/python -m benchmarks.generation -n 40 --render-seconds 0.2 --servers 1 --workers-per-server 1
-    .venv/bin/python -m benchmarks.generation --overhead 40 --skip-throughput
+The benchmark waits on the run events (Redis pub/sub), not by polling MongoDB, so it adds
+no load to what it measures.
+
+    .venv/bin/python -m benchmarks.generation                 # everything (a few minutes)
+    .venv/bin/python -m benchmarks.generation --only overhead --overhead 40
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -24,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import threading
 import uuid
 from pathlib import Path
 
@@ -64,62 +74,144 @@ def _window(fakes) -> float:
     return max(end for _, end in runs) - min(start for start, _ in runs)
 
 
-def whole_path(n: int, render_seconds: float, servers: int, workers_per_server: int, prefetch: int = 1) -> dict:
-    from aimg_app import create_app
-    from aimg_app.config import load_settings
-    from aimg_app.devservices import EmbeddedServices
-    from aimg_app.devservices.fake_comfyui import FakeComfyUI
+class Services:
+    """The embedded services (MongoDB, Redis, ...) and one app over them, for the whole run."""
+
+    def __init__(self):
+        from aimg_app.devservices import EmbeddedServices
+
+        self.data_dir = Path(tempfile.mkdtemp(prefix="aimg-bench-"))
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AIMG_")}
+        self.launcher = EmbeddedServices(self.data_dir, env=self.env, say=lambda _m: None)
+        self.exports = self.launcher.start()
+        self.apps = []
+
+    def settings_env(self, urls: list[str], **extra: str) -> dict:
+        return {**self.exports, "AIMG_DATA_DIR": str(self.data_dir), "AIMG_COMFYUI_URLS": ",".join(urls),
+                "AIMG_LOG_LEVEL": "WARNING", **extra}
+
+    def app(self, urls: list[str], **extra: str):
+        from aimg_app import create_app
+        from aimg_app.config import load_settings
+
+        app = create_app(load_settings(self.settings_env(urls, **extra)))
+        self.apps.append(app)
+        return app
+
+    def close(self) -> None:
+        for app in self.apps:
+            app.extensions["aimg"].close()
+        self.launcher.stop()
+
+
+def _user(client, pro: bool = False) -> dict:
+    """A new signed-in user's headers; ``pro``: with an admin grant of tier 1 (API2)."""
+    h = {"X-Session-ID": str(uuid.uuid4())}
+    email = f"b-{uuid.uuid4().hex[:10]}@example.com"
+    resp = client.post("/createUser", json={"email": email, "password": "Bench-mark1!x"}, headers=h)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    if pro:
+        from aimg_app.models import User
+        from aimg_app.services.subscriptions import set_grant
+
+        user = User.objects(email=email).first()
+        set_grant(user.domain, user, "admin", f"bench:{user.id}", "bench", 1, True,
+                  dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1), "bench", None, None)
+    return h
+
+
+class _Ends:
+    """Run ends (completed / failed / cancelled) heard on the run events channel."""
+
+    def __init__(self, connection):
+        from aimg_app.services import runs
+
+        self.ended: dict[str, float] = {}
+        self._cond = threading.Condition()
+        self._pubsub = connection.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(runs.EVENTS_CHANNEL)
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+
+    def _listen(self):
+        with contextlib.suppress(Exception):  # closed at the end of the run
+            for message in self._pubsub.listen():
+                event = json.loads(message["data"])
+                if event.get("kind") in ("completed", "failed", "cancelled"):
+                    with self._cond:
+                        self.ended[event["workflowStateId"]] = time.time()
+                        self._cond.notify_all()
+
+    def wait(self, ids, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while not all(i in self.ended for i in ids):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def close(self):
+        with contextlib.suppress(Exception):
+            self._pubsub.close()
+
+
+def _state_ids(item_ids: list[str]) -> list[str]:
     from aimg_app.models.item import Item
 
-    data_dir = Path(tempfile.mkdtemp(prefix="aimg-bench-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIMG_")}
-    launcher = EmbeddedServices(data_dir, env=env, say=lambda _m: None)
-    exports = launcher.start()
+    return [i.job_id for i in Item.objects(id__in=item_ids).only("job_id")]
+
+
+def whole_path(services: Services, n: int, render_seconds: float, servers: int, workers_per_server: int,
+               prefetch: int | None = None) -> dict:
+    from aimg_app import queueing
+    from aimg_app.devservices.fake_comfyui import FakeComfyUI
+    from aimg_app.models.item import Item
+    from rq import Queue
+    from workers.main import generation_queues
+
     fakes = [FakeComfyUI(render_seconds=render_seconds).start() for _ in range(servers)]
     processes = []
-    app = None
     try:
-        settings_env = {**exports, "AIMG_DATA_DIR": str(data_dir), "AIMG_COMFYUI_URLS": ",".join(f.url for f in fakes),
-                        "AIMG_LOG_LEVEL": "WARNING", "AIMG_GENERATION_PREFETCH": str(prefetch)}
-        settings = load_settings(settings_env)
-        app = create_app(settings)
+        urls = [f.url for f in fakes]
+        app = services.app(urls)
+        resources = app.extensions["aimg"]
         client = app.test_client()
-        # One user per generation: the per-user concurrency limit is not what is measured.
-        headers = []
-        for _ in range(n):
-            h = {"X-Session-ID": str(uuid.uuid4())}
-            resp = client.post("/createUser", json={"email": f"b-{uuid.uuid4().hex[:8]}@example.com",
-                                                    "password": "Bench-mark1!x"}, headers=h)
-            assert resp.status_code == 200, resp.get_data(as_text=True)
-            headers.append(h)
-        # Everything is queued before the workers start: what is measured is how busy they
-        # keep the servers, not how fast this one process can post requests.
-        latencies = []
+        headers = [_user(client) for _ in range(n)]  # one user each: the per-user limit is not measured
         ids = []
         for h in headers:
-            t0 = time.perf_counter()
             resp = client.post("/generateImage", json={"prompt": "benchmark", "seed": 1, "sampler": "Euler"}, headers=h)
-            latencies.append(time.perf_counter() - t0)
             assert resp.status_code == 200, resp.get_data(as_text=True)
             ids.append(resp.get_json()["payload"]["imageID"])
+        state_ids = _state_ids(ids)
+        # Park the queued jobs until every worker is up, so that no server waits for a worker
+        # process that is still importing.
+        keys = [Queue(name, connection=resources.redis).key for name in generation_queues(resources)]
+        parked = [k for k in keys if resources.redis.exists(k)]
+        for key in parked:
+            resources.redis.rename(key, f"bench:parked:{key}")
+        resources.redis.delete(queueing.WORKERS_KEY)
         for _ in range(servers * workers_per_server):
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "workers.main"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                env={**env, **settings_env, "AIMG_MIGRATE_ON_START": "false"}))
-        deadline = time.monotonic() + 120 + n * render_seconds * 3
-        while time.monotonic() < deadline:
-            done = Item.objects(id__in=ids, status__in=("completed", "failed")).count()
-            if done == n:
-                break
+                env={**services.env, **services.settings_env(urls), "AIMG_MIGRATE_ON_START": "false",
+                     **({"AIMG_GENERATION_PREFETCH": str(prefetch)} if prefetch is not None else {})}))
+        deadline = time.monotonic() + 120
+        while len(queueing.live_workers(resources.redis)) < len(processes) and time.monotonic() < deadline:
             time.sleep(0.05)
-        elapsed = _window(fakes)
+        ends = _Ends(resources.redis)
+        for key in parked:
+            resources.redis.rename(f"bench:parked:{key}", key)
+        ends.wait(state_ids, 120 + n * render_seconds * 3)
+        ends.close()
         failed = Item.objects(id__in=ids, status="failed").count()
+        per_server = [f.stats.executed / _window([f]) for f in fakes if len(f.stats.runs) > 1]
         gaps = [g for f in fakes for g in f.stats.idle_gaps()]
-        return {"seconds": elapsed, "perSecond": n / elapsed, "failed": failed,
+        return {"perServerPerSecond": statistics.mean(per_server) if per_server else 0.0,
+                "allPerSecond": n / _window(fakes), "failed": failed,
                 "completed": Item.objects(id__in=ids, status="completed").count(),
                 "meanIdleGapSeconds": sum(gaps) / len(gaps) if gaps else None,
-                "meanSubmitLatencyMs": 1000 * sum(latencies) / len(latencies),
-                "medianSubmitLatencyMs": 1000 * statistics.median(latencies),
                 "executedPerServer": [f.stats.executed for f in fakes]}
     finally:
         for process in processes:
@@ -131,9 +223,6 @@ def whole_path(n: int, render_seconds: float, servers: int, workers_per_server: 
                 process.kill()
         for fake in fakes:
             fake.stop()
-        if app is not None:
-            app.extensions["aimg"].close()
-        launcher.stop()
 
 
 class _CommandCounter:
@@ -171,115 +260,215 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def overhead(n: int) -> dict:
+def overhead(services: Services, counter: "_CommandCounter", n: int) -> dict:
     """One job at a time on one fake ComfyUI with render time 0, a worker in this process."""
-    import threading
+    from rq.job import Job
 
-    counter = _CommandCounter()  # before any MongoClient exists
-    from aimg_app import create_app
-    from aimg_app.config import load_settings
-    from aimg_app.devservices import EmbeddedServices
     from aimg_app.devservices.fake_comfyui import FakeComfyUI
     from aimg_app.models.item import Item
     from aimg_app.models.workflow import WorkflowState
     from workers import jobs
     from workers.main import generation_queues
 
-    data_dir = Path(tempfile.mkdtemp(prefix="aimg-bench-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIMG_")}
-    launcher = EmbeddedServices(data_dir, env=env, say=lambda _m: None)
-    exports = launcher.start()
     fake = FakeComfyUI(render_seconds=0.0).start()
-    app = None
     stop = threading.Event()
+    slots = []
     try:
-        settings = load_settings({**exports, "AIMG_DATA_DIR": str(data_dir), "AIMG_COMFYUI_URLS": fake.url,
-                                  "AIMG_LOG_LEVEL": "WARNING"})
-        app = create_app(settings)
+        app = services.app([fake.url])
         client = app.test_client()
         resources = app.extensions["aimg"]
         slots = jobs.work_slots(resources, generation_queues(resources), stop)
-        h = {"X-Session-ID": str(uuid.uuid4())}
-        resp = client.post("/createUser", json={"email": f"o-{uuid.uuid4().hex[:8]}@example.com",
-                                                "password": "Bench-mark1!x"}, headers=h)
-        assert resp.status_code == 200, resp.get_data(as_text=True)
-        to_submit, to_complete, enqueue_ms, api_commands, worker_commands = [], [], [], [], []
+        ends = _Ends(resources.redis)
+        h = _user(client)
+        pro = _user(client, pro=True)
+        to_submit, to_complete, generate_ms, enqueue_ms, api_commands, worker_commands = [], [], [], [], [], []
         for index in range(n + 3):  # the first three warm the connections up
             api_before, worker_before = counter.main, counter.worker
-            t0 = time.time()
+            t0 = time.perf_counter()
             resp = client.post("/generateImage", json={"prompt": f"overhead {index}", "seed": index}, headers=h)
-            enqueue = time.time() - t0
+            generate = time.perf_counter() - t0
             api_after = counter.main
             assert resp.status_code == 200, resp.get_data(as_text=True)
             item_id = resp.get_json()["payload"]["imageID"]
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                item = Item.objects(id=item_id).only("status", "completed_date").first()
-                if item.status in ("completed", "failed"):
-                    break
-                time.sleep(0.002)
+            state_id = _state_ids([item_id])[0]
+            assert ends.wait([state_id], 30), "the job did not end"
+            time.sleep(0.02)  # the worker's last writes (after its run event) land before counting
+            worker_after = counter.worker
+            state = WorkflowState.objects(id=state_id).only("prompt_id").first()
+            item = Item.objects(id=item_id).only("status", "completed_date").first()
             assert item.status == "completed", item.status
-            time.sleep(0.05)  # let the worker's last writes land before counting
-            state = WorkflowState.objects(item_ids=item_id).only("prompt_id").first()
+            queued = Job.fetch(state_id, connection=resources.redis).enqueued_at.replace(tzinfo=dt.timezone.utc)
+            # the second request of the pair: enqueueWorkflow, measured alone (its job runs too)
+            t1 = time.perf_counter()
+            resp = client.post("/2/enqueueWorkflow", json={"workflowTemplateName": "txt2img-sd15",
+                                                           "prompt": f"overhead {index}"}, headers=pro)
+            enqueue = time.perf_counter() - t1
+            assert resp.status_code == 200, resp.get_data(as_text=True)
+            assert ends.wait(_state_ids(resp.get_json()["payload"]["itemIds"]), 30)
             if index < 3:
                 continue
             completed = item.completed_date.replace(tzinfo=dt.timezone.utc).timestamp()
-            to_submit.append(fake.stats.accepted_at[state.prompt_id] - t0)
+            to_submit.append(fake.stats.accepted_at[state.prompt_id] - queued.timestamp())
             to_complete.append(completed - fake.stats.finished_at[state.prompt_id])
+            generate_ms.append(generate * 1000)
             enqueue_ms.append(enqueue * 1000)
             api_commands.append(api_after - api_before)
-            worker_commands.append(counter.worker - worker_before)
+            worker_commands.append(worker_after - worker_before)
+        ends.close()
         ms = lambda xs: {"median": 1000 * statistics.median(xs), "p95": 1000 * _pct(xs, 0.95)}  # noqa: E731
         return {"queuedToSubmittedMs": ms(to_submit), "doneToCompletedMs": ms(to_complete),
                 "totalMs": ms([a + b for a, b in zip(to_submit, to_complete)]),
+                "generateMs": {"median": statistics.median(generate_ms), "p95": _pct(generate_ms, 0.95)},
                 "enqueueMs": {"median": statistics.median(enqueue_ms), "p95": _pct(enqueue_ms, 0.95)},
                 "apiCommandsPerJob": statistics.median(api_commands),
                 "workerCommandsPerJob": statistics.median(worker_commands)}
     finally:
         stop.set()
-        for slot in locals().get("slots", []):
+        for slot in slots:
             slot.join(10)
         fake.stop()
-        if app is not None:
-            app.extensions["aimg"].close()
-        launcher.stop()
+
+
+def _units(graph: dict) -> float:
+    """A graph's size as the ETA counts it: pixels x steps x images, relative to 512x512, 20 steps."""
+    latent = next((n["inputs"] for n in graph.values() if n.get("class_type") == "EmptyLatentImage"), {})
+    sampler = next((n["inputs"] for n in graph.values() if n.get("class_type") == "KSampler"), {})
+    return (int(latent.get("width", 512)) * int(latent.get("height", 512)) / (512 * 512)
+            * int(sampler.get("steps", 20)) / 20 * int(latent.get("batch_size", 1)))
+
+
+def _sized_fake(seconds_per_unit: float):
+    from aimg_app.devservices.fake_comfyui import FakeComfyUI
+
+    class SizedFake(FakeComfyUI):
+        """A fake GPU whose render time grows with the run's size (as a real one's does)."""
+
+        async def _execute(self, prompt):
+            self.render_seconds = seconds_per_unit * _units(prompt.graph)
+            await super()._execute(prompt)
+
+    return SizedFake(render_seconds=seconds_per_unit).start()
+
+
+ETA_SIZES = ((512, 512, 10), (512, 512, 20), (768, 768, 20), (512, 768, 30))
+
+
+def eta_error(services: Services, n: int, seconds_per_unit: float) -> dict:
+    """Mean absolute error of ``estimatedSecondsRemaining`` read right after each enqueue of a
+    mixed-size batch, against when each run really ended (one server, one worker)."""
+    import random
+
+    from workers import jobs
+    from workers.main import generation_queues
+
+    fake = _sized_fake(seconds_per_unit)
+    stop = threading.Event()
+    slots = []
+    try:
+        app = services.app([fake.url])
+        client = app.test_client()
+        resources = app.extensions["aimg"]
+        resources.redis.delete("aimg:eta:seconds-per-unit")
+        ends = _Ends(resources.redis)
+        slots = jobs.work_slots(resources, generation_queues(resources), stop)
+        users = [_user(client, pro=True) for _ in range(max(n, len(ETA_SIZES)))]
+
+        def enqueue(user, size):
+            width, height, steps = size
+            resp = client.post("/2/enqueueWorkflow", json={"workflowTemplateName": "txt2img-sd15", "prompt": "eta",
+                                                           "width": width, "height": height, "steps": steps},
+                               headers=user)
+            assert resp.status_code == 200, resp.get_data(as_text=True)
+            return resp.get_json()["payload"]
+
+        # Learn: one run of each size, one at a time.
+        for user, size in zip(users, ETA_SIZES):
+            answer = enqueue(user, size)
+            assert ends.wait(_state_ids(answer["itemIds"]), 60)
+        rng = random.Random(11)
+        sizes = [rng.choice(ETA_SIZES) for _ in range(n)]
+        asked = []
+        for user, size in zip(users, sizes):
+            answer = enqueue(user, size)
+            status = client.get(f"/2/getWorkflowStatus?workflowId={answer['workflowId']}", headers=user).get_json()
+            asked.append((time.time(), (status.get("payload") or {}).get("estimatedSecondsRemaining"),
+                          _state_ids(answer["itemIds"])[0]))
+        assert ends.wait([sid for _, _, sid in asked], 120 + n * seconds_per_unit * 10)
+        errors = [abs(eta - (ends.ended[sid] - at)) for at, eta, sid in asked if eta is not None]
+        actual = [ends.ended[sid] - at for at, _, sid in asked]
+        ends.close()
+        return {"mae": statistics.mean(errors) if errors else None, "estimated": len(errors), "runs": n,
+                "meanActual": statistics.mean(actual)}
+    finally:
+        stop.set()
+        for slot in slots:
+            slot.join(10)
+        fake.stop()
+
+
+BASELINE = {  # before the fleet work, for the closing note (same benchmark, same machine class)
+    "ratio": "0.54 (1 server, 1 worker), 0.915 (2 workers)", "idle": "169 ms", "total": "132 ms",
+    "commands": "24 (7 API + 17 worker)", "generate": "41-54 ms"}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-n", type=int, default=40, help="generations")
+    parser.add_argument("-n", type=int, default=60, help="generations per throughput run")
     parser.add_argument("--render-seconds", type=float, default=0.2, help="fixed render time of the fake ComfyUI")
-    parser.add_argument("--servers", type=int, default=1, help="fake ComfyUI servers")
-    parser.add_argument("--workers-per-server", type=int, default=1)
-    parser.add_argument("--prefetch", type=int, default=1, help="AIMG_GENERATION_PREFETCH of the workers")
-    parser.add_argument("--overhead", type=int, default=0, help="also measure per-job overhead over this many jobs")
-    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--servers", type=int, nargs="+", default=[1, 3], help="fake ComfyUI servers (each a run)")
+    parser.add_argument("--workers-per-server", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--prefetch", type=int, default=None, help="AIMG_GENERATION_PREFETCH of the workers "
+                        "(default: the setting's default)")
+    parser.add_argument("--overhead", type=int, default=30, help="jobs of the per-job overhead run")
+    parser.add_argument("--eta-runs", type=int, default=12, help="runs of the mixed-size ETA batch")
+    parser.add_argument("--only", choices=("throughput", "overhead", "eta"), nargs="+",
+                        default=["throughput", "overhead", "eta"])
     args = parser.parse_args(argv)
-    if args.overhead:
-        o = overhead(args.overhead)
-        print(f"per-job overhead over {args.overhead} jobs (render 0, one at a time):")
-        for key, label in (("queuedToSubmittedMs", "queued -> submitted"), ("doneToCompletedMs", "done -> completed"),
-                           ("totalMs", "total overhead"), ("enqueueMs", "generateImage")):
-            print(f"  {label:20}: median {o[key]['median']:.1f} ms, p95 {o[key]['p95']:.1f} ms")
-        print(f"  MongoDB commands    : {o['apiCommandsPerJob']:g} by the API request, "
-              f"{o['workerCommandsPerJob']:g} by the worker, per job")
-    if args.skip_throughput:
-        return 0
-    straight = direct(args.n, args.render_seconds)
-    full = whole_path(args.n, args.render_seconds, args.servers, args.workers_per_server, args.prefetch)
-    ideal = straight["perSecond"] * args.servers
-    print(f"N={args.n} render={args.render_seconds}s servers={args.servers} "
-          f"workers/server={args.workers_per_server} prefetch={args.prefetch}")
-    print(f"straight to ComfyUI : {straight['perSecond']:.2f} jobs/s (x{args.servers} servers = {ideal:.2f})")
-    print(f"whole path          : {full['perSecond']:.2f} jobs/s  ({full['completed']} completed, {full['failed']} failed)"
-          " (first start to last end on the servers, both)")
-    print(f"ratio               : {full['perSecond'] / ideal:.3f}")
-    gap = full["meanIdleGapSeconds"]
-    print(f"mean idle gap       : {gap * 1000:.1f} ms between two jobs on a server" if gap is not None else
-          "mean idle gap       : n/a")
-    print(f"submit latency      : {full['medianSubmitLatencyMs']:.1f} ms median, {full['meanSubmitLatencyMs']:.1f} ms "
-          "mean (generateImage, in-process HTTP)")
-    print(f"jobs per server     : {full['executedPerServer']}")
+    counter = _CommandCounter()  # before any MongoClient exists
+    services = Services()
+    lines = []
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
+
+    try:
+        if "throughput" in args.only:
+            say(f"throughput: N={args.n} per run, render {args.render_seconds} s; per server: jobs over its first "
+                "start to last end")
+            for servers in args.servers:
+                for per_server in args.workers_per_server:
+                    straight = direct(args.n, args.render_seconds)
+                    full = whole_path(services, args.n, args.render_seconds, servers, per_server, args.prefetch)
+                    ratio = full["perServerPerSecond"] / straight["perSecond"]
+                    gap = full["meanIdleGapSeconds"]
+                    say(f"  {servers} server(s) x {per_server} worker(s): ratio {ratio:.3f} (target >= 0.97)  "
+                        f"idle gap {gap * 1000 if gap is not None else float('nan'):.1f} ms (target <= 5)  "
+                        f"[{full['perServerPerSecond']:.2f} vs {straight['perSecond']:.2f} jobs/s per server; all "
+                        f"servers {full['allPerSecond']:.2f}; {full['completed']} completed, {full['failed']} failed, "
+                        f"jobs per server {full['executedPerServer']}]")
+        if "overhead" in args.only:
+            o = overhead(services, counter, args.overhead)
+            say(f"per-job overhead over {args.overhead} jobs (render 0, one at a time, embedded services):")
+            for key, label, target in (("queuedToSubmittedMs", "queued -> submitted", ""),
+                                       ("doneToCompletedMs", "done -> completed", ""),
+                                       ("totalMs", "total overhead", " (target median <= 50 ms)"),
+                                       ("generateMs", "generateImage", " (target median <= 20 ms)"),
+                                       ("enqueueMs", "enqueueWorkflow", " (target median <= 20 ms)")):
+                say(f"  {label:20}: median {o[key]['median']:.1f} ms, p95 {o[key]['p95']:.1f} ms{target}")
+            total = o["apiCommandsPerJob"] + o["workerCommandsPerJob"]
+            say(f"  MongoDB commands    : {total:g} per job ({o['apiCommandsPerJob']:g} by the API request, "
+                f"{o['workerCommandsPerJob']:g} by the worker) (target <= 12, half of 24 before)")
+        if "eta" in args.only:
+            e = eta_error(services, args.eta_runs, args.render_seconds / 2)
+            mae = f"{e['mae']:.2f} s" if e["mae"] is not None else "n/a"
+            say(f"ETA mean absolute error: {mae} over {e['estimated']}/{e['runs']} mixed-size runs "
+                f"(mean actual time to done {e['meanActual']:.2f} s; sizes {ETA_SIZES} as (w, h, steps))")
+        say("before the fleet work: ratio " + BASELINE["ratio"] + ", idle gap " + BASELINE["idle"]
+            + ", total overhead median " + BASELINE["total"] + ", MongoDB commands " + BASELINE["commands"]
+            + ", generateImage " + BASELINE["generate"])
+    finally:
+        services.close()
     return 0
 
 

@@ -32,12 +32,18 @@ from aimg_app.services import files as files_service
 from aimg_app.services import items as items_service
 from aimg_app.services import reports as reports_service
 from aimg_app.services import eta, runs
+from aimg_app.services.events import ItemView
 
 from .comfy import Cancelled, ComfyError, ComfyPool, ComfyRun, RunOutputs, interrupt_now
 
 log = logging.getLogger("aimg.worker.jobs")
 
 CANCELLED_MESSAGE = items_service.CANCELLED_MESSAGE
+# Where a run was submitted is written with the run's next write (progress, completion),
+# or after this long when none came: a short run costs no write of its own for it, and a
+# worker that dies before it is written only costs a second submission (completion stays
+# exactly once: idempotent Item completion, file ids derived from the Item).
+SUBMITTED_WRITE_AFTER_S = 1.0
 INTERNAL_MESSAGE = "Generation failed because of an internal error. Please try again."
 
 _resources = None
@@ -171,12 +177,14 @@ def _run_workflow(state_id: str) -> str:
             _store_outputs(res, state, me, outputs)
         return "completed"
     except ComfyError as exc:
-        runs.fail(state, me, exc.message, cancelled=isinstance(exc, Cancelled), connection=res.redis)
+        runs.fail(state, me, exc.message, cancelled=isinstance(exc, Cancelled), connection=res.redis,
+                  where=_take_unwritten(state.id))
         return "failed"
     except redis.RedisError:
         # Redis went away mid-run (a restart, a failover): not the run's fault. The lease
         # lapses now, so a reaper queues the run again once Redis is back, and the next
         # worker resumes the same ComfyUI prompt.
+        _take_unwritten(state_id)
         runs.lapse_lease(state_id, me)
         log.warning("Redis unavailable during a run; it will be queued again", extra={"workflowStateId": state_id})
         return "interrupted: Redis unavailable"
@@ -190,7 +198,7 @@ def _run_workflow(state_id: str) -> str:
         message = (f"Generation timed out after {settings.generation_job_timeout_s} s and was stopped."
                    if isinstance(exc, JobTimeoutException) else INTERNAL_MESSAGE)
         log.exception("generation job failed", extra={"workflowStateId": state_id})
-        runs.fail(state, me, message, connection=res.redis)
+        runs.fail(state, me, message, connection=res.redis, where=_take_unwritten(state.id))
         raise
 
 
@@ -211,20 +219,26 @@ async def _run(res, state: WorkflowState, me: str) -> RunOutputs:
         if started:
             last["at"] = now  # a short run then costs no progress write at all
             state.executing_since = time.monotonic()
-            await asyncio.to_thread(runs.started, state, res.redis)
+            views = [ItemView(id=item_id, user_id=state.user_id, status="running", mtype=state.mtype,
+                              ignored_words=list(state.ignored_words or []), folder_id=state.folder_id)
+                     for item_id in state.item_ids]
+            await asyncio.to_thread(runs.started, state, res.redis, views)
             return
         # Progress messages come per sampler step; write at most ~4 a second.
         if note is None and (now - last["at"] < 0.25 or abs(fraction - last["progress"]) < 0.01):
             return
         last.update(progress=fraction, at=now)
         lines, state.deferred_log = state.deferred_log, []
-        await asyncio.to_thread(runs.progress, state, me, fraction, lines, res.redis)
+        await asyncio.to_thread(runs.progress, state, me, fraction, lines, res.redis, _take_unwritten(state.id))
 
     started = loop.time()
 
     async def on_submitted(server: str, prompt_id: str) -> None:
         metrics.observe_phase("submit", loop.time() - started)
-        await asyncio.to_thread(runs.submitted, state.id, me, server, prompt_id)
+        with _lock:
+            _unwritten[state.id] = (me, server, prompt_id)
+        loop.call_later(SUBMITTED_WRITE_AFTER_S, lambda: asyncio.ensure_future(
+            asyncio.to_thread(write_unwritten, state.id, prompt_id)))
 
     async def on_waiting(waiting: bool) -> None:
         await asyncio.to_thread(runs.waiting, state.id, me, runs.WAITING_FOR_SERVER if waiting else None,
@@ -257,6 +271,30 @@ async def _run(res, state: WorkflowState, me: str) -> RunOutputs:
         renewer.cancel()
         with _lock:
             _cancels.pop(state.id, None)
+
+
+_unwritten: dict[str, tuple[str, str, str]] = {}  # run id -> (worker, server, prompt id) not written yet
+
+
+def _take_unwritten(state_id: str) -> tuple[str, str] | None:
+    """Where the run was submitted, if not written yet, for the caller's write to carry."""
+    with _lock:
+        entry = _unwritten.pop(state_id, None)
+    return entry[1:] if entry else None
+
+
+def write_unwritten(state_id: str | None = None, prompt_id: str | None = None) -> None:
+    """Write where runs were submitted (one run, if its prompt is still ``prompt_id``; or
+    every run of this process, for a worker that hands its runs back)."""
+    with _lock:
+        ids = [state_id] if state_id else list(_unwritten)
+        entries = [(i, _unwritten.pop(i)) for i in ids
+                   if i in _unwritten and (prompt_id is None or _unwritten[i][2] == prompt_id)]
+    for run_id, (worker, server, prompt) in entries:
+        try:
+            runs.submitted(run_id, worker, server, prompt)
+        except Exception:  # noqa: BLE001 - the run's next write or a second submission covers it
+            log.warning("could not record where a run was submitted", extra={"workflowStateId": run_id})
 
 
 # --- a worker's slots ---------------------------------------------------------------------
@@ -368,10 +406,16 @@ def _store_outputs(res, state: WorkflowState, me: str, outputs: RunOutputs) -> N
         main = [f for node in sorted(outputs.files, key=lambda n: (len(n), n)) for f in outputs.files[node]]
     frames = outputs.files.get(state.frames_output_node or "", []) if state.frames_output_node else []
     output_files: list[dict] = []
+    views: list = []  # the Items as left here, for the owner's events (an id: read it back)
     completed = 0
+    reviewing = any(queue.system for queue in res.report_queues)
     for index, item_id in enumerate(state.item_ids):
         if index >= len(main):
-            items_service.fail_item(item_id, "ComfyUI produced fewer outputs than requested.")
+            message = "ComfyUI produced fewer outputs than requested."
+            failed = items_service.fail_item(item_id, message)
+            views.append(ItemView(id=item_id, user_id=state.user_id, status="failed", mtype=state.mtype,
+                                  ignored_words=list(state.ignored_words or []), error_message=message)
+                         if failed and not state.folder_id else item_id)
             continue
         data, content_type, name = main[index]
         ext = _ext(name, content_type)
@@ -391,14 +435,17 @@ def _store_outputs(res, state: WorkflowState, me: str, outputs: RunOutputs) -> N
         output_files += [{"fileName": f["file_id"], "downloadURL": f["url"], "isMainOutput": False,
                           "width": width, "height": height, "type": "image/png", "note": f"frame {f['frame_number']}",
                           "fileId": f["file_id"]} for f in frame_entries]
-        if items_service.complete_item(item_id, url=_url(res, record.id), file_id=record.id, width=width,
-                                       height=height, frames=frame_entries or None):
+        item = items_service.complete_item(item_id, url=_url(res, record.id), file_id=record.id, width=width,
+                                           height=height, frames=frame_entries or None)
+        views.append(item or item_id)  # as completed here; or, ended by someone else, as it is now
+        if item:
             completed += 1
-            # System report queues (e.g. the prompt filter) look at every new Item once.
-            reports_service.review_item(res.report_queues, item_id)
+            if reviewing:  # system report queues (e.g. the prompt filter) look at every new Item once
+                reports_service.review_item(res.report_queues, item)
     runs.complete(state, me, output_files, produced=bool(main),
                   lines=state.deferred_log + [runs.log_line(f"completed on {outputs.server}: {len(main)} output(s)")],
-                  connection=res.redis)
+                  connection=res.redis, where=_take_unwritten(state.id), items=views)
+
 
 
 # --- runs whose worker died ---------------------------------------------------------------

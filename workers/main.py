@@ -96,6 +96,7 @@ def hand_back(resources: Resources, process: str) -> list[str]:
     from aimg_app.services import runs
 
     handed = []
+    jobs.write_unwritten()  # where each run was submitted: the next worker resumes those prompts
     for state in runs.held_by_process(process):
         token = request_id_var.set(jobs._request_id_of(resources, state.id))  # the run's own request id
         try:

@@ -12,7 +12,7 @@ import re
 import logging
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Iterator
 
 import redis
@@ -47,15 +47,37 @@ def publish(connection: redis.Redis, owner: str, kind: str, data: dict) -> str |
         return None
 
 
-def publish_items(connection: redis.Redis, item_ids: Iterable[str], kind: str | None = None,
+def publish_items(connection: redis.Redis, items: Iterable, kind: str | None = None,
                   position: int | None = None) -> None:
-    """One event per Item, from its current state (``kind`` defaults to what its status means)."""
+    """One event per Item, from its current state (``kind`` defaults to what its status means).
+    ``items`` are Item ids (read here, in one query) or the Items as their writer just left
+    them (Item documents, or ``ItemView``s): then nothing is read back."""
     from ..models.item import Item
     from .generation import status_of
 
-    for item in Item.objects(id__in=list(item_ids)):
+    items = list(items)
+    ids = [i for i in items if isinstance(i, str)]
+    known = [i for i in items if not isinstance(i, str)]
+    for item in known + (list(Item.objects(id__in=ids)) if ids else []):
         data = asdict(status_of(item, None, position))
         publish(connection, item.user_id, kind or _STATUS_KIND.get(item.status, item.status), data)
+
+
+@dataclass
+class ItemView:
+    """An Item as a worker just left it (started, completed), with the fields ``status_of``
+    reads: its event costs no read back."""
+
+    id: str
+    user_id: str
+    status: str
+    mtype: str = "image"
+    progress: float = 0.0
+    ignored_words: list = field(default_factory=list)
+    folder_id: str | None = None
+    url: str | None = None
+    error_message: str | None = None
+    frames: list = field(default_factory=list)
 
 
 _readers: dict[str, redis.Redis] = {}

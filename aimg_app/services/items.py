@@ -55,8 +55,9 @@ def mark_running(item_ids: Iterable[str], progress: float | None = None) -> None
 
 
 def complete_item(item_id: str, *, url: str, file_id: str | None, width: int | None, height: int | None,
-                  seed: int | None = None, frames: list[dict] | None = None, **extra: Any) -> bool:
-    """Complete a queued/running Item; True only for the call that completed it.
+                  seed: int | None = None, frames: list[dict] | None = None, **extra: Any) -> Item | None:
+    """Complete a queued/running Item; the Item as completed (truthy) only for the call that
+    completed it, so that the caller needs no read of it, else None.
 
     The Item joins its owner's library: the folder it was generated into (when that folder
     is still the owner's), else the root folder.
@@ -74,17 +75,20 @@ def complete_item(item_id: str, *, url: str, file_id: str | None, width: int | N
         updates[f"set__{key}"] = value
     before = Item.objects(id=item_id, status__in=_OPEN).modify(**updates)
     if before is None:
-        return False
+        return None
+    for name, value in updates.items():  # ``before`` becomes the Item as it is now
+        setattr(before, name[len("set__"):], value)
     if before.is_deleted:  # deleted while generating: completed, but not part of the library
-        return True
+        return before
     folder_id = before.folder_id
     if not folder_id:  # the common case, in one command: the library count and the root's
         User.objects(id=before.user_id).update_one(inc__item_count=1, inc__root_folder_item_count=1)
-        return True
+        return before
     User.objects(id=before.user_id).update_one(inc__item_count=1)
     if folder_id and not Folder.objects(id=folder_id, user_id=before.user_id, is_deleted=False).count():
         folder_id = None
         Item.objects(id=item_id).update_one(set__folder_id=None, set__folder_added_date=None)
+        before.folder_id = None
     elif folder_id:
         Item.objects(id=item_id).update_one(set__folder_added_date=now)
     location_changed(before.user_id, folder_id, False, +1)
@@ -92,7 +96,7 @@ def complete_item(item_id: str, *, url: str, file_id: str | None, width: int | N
         _after_folder_change(folder_id, left_item=None)
         if Folder.objects(id=folder_id, is_deleted=True).count():  # deleted meanwhile
             move_item(item_id, None)
-    return True
+    return before
 
 
 def fail_item(item_id: str, message: str) -> bool:

@@ -79,14 +79,16 @@ def report_item(viewer: Viewer, user: User, item_id: str, queue: str,
     return True, report.id, ""
 
 
-def review_item(queues: list[ReportQueue], item_id: str) -> list[str]:
-    """Let every system queue review a completed Item; the ids of the reports opened.
+def review_item(queues: list[ReportQueue], item: Item | str) -> list[str]:
+    """Let every system queue review a completed Item (or the Item of that id); the ids of
+    the reports opened.
 
-    Called by the generation workers after ``complete_item`` succeeded. A queue that
+    Called by the generation workers with what ``complete_item`` returned. A queue that
     fails is skipped: a review never fails a generation.
     """
-    item = Item.objects(id=item_id, status="completed", is_deleted=False).first()
-    if item is None:
+    if isinstance(item, str):
+        item = Item.objects(id=item, status="completed", is_deleted=False).first()
+    if item is None or item.status != "completed" or item.is_deleted:
         return []
     reviewed = ReviewedItem(
         id=item.id, user_id=item.user_id, domain=item.domain, mtype=item.mtype, prompt=item.prompt or "",

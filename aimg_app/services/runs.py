@@ -37,9 +37,12 @@ def _line(text: str) -> str:
     return f"{iso(utcnow())} {text}"
 
 
-def publish_run_event(connection: redis.Redis, state: WorkflowState, kind: str, **data: Any) -> None:
+def publish_run_event(connection: redis.Redis, state: WorkflowState, kind: str, items: list | None = None,
+                      **data: Any) -> None:
     """Tell every listener (workers, event streams) that ``kind`` happened to a run.
-    Best effort: a lost event is caught by the workers' lease renewal."""
+    Best effort: a lost event is caught by the workers' lease renewal. ``items``: the run's
+    Items as the caller just left them (``events.ItemView``), so the owner's events need no
+    read of them."""
     message = {"workflowStateId": state.id, "workflowId": state.public_id, "kind": kind, **data}
     try:
         connection.publish(EVENTS_CHANNEL, json.dumps(message, separators=(",", ":")))
@@ -47,7 +50,7 @@ def publish_run_event(connection: redis.Redis, state: WorkflowState, kind: str, 
         log.warning("could not publish a run event", extra={"workflowStateId": state.id, "kind": kind})
     if kind in _OWNER_KINDS:
         # The owner's own stream (GET /events): what getItemStatus now says of each Item.
-        events.publish_items(connection, state.item_ids, _OWNER_KINDS[kind])
+        events.publish_items(connection, items or state.item_ids, _OWNER_KINDS[kind])
 
 
 # run event -> the owner's event kind (None: from each Item's status)
@@ -127,9 +130,25 @@ def lapse_lease(state_id: str, worker: str) -> None:
 
 
 def submitted(state_id: str, worker: str, server: str, prompt_id: str) -> None:
-    WorkflowState.objects(id=state_id, worker_name=worker).update_one(
-        set__comfy_server=server, set__prompt_id=prompt_id, set__status_message=None,
-        push__log=_line(f"submitted to {server} as prompt {prompt_id}"))
+    WorkflowState.objects(id=state_id, worker_name=worker).update_one(**_submitted_updates((server, prompt_id)))
+
+
+def submitted_line(server: str, prompt_id: str) -> str:
+    return _line(f"submitted to {server} as prompt {prompt_id}")
+
+
+def _submitted_updates(where: tuple[str, str] | None, lines: list[str] = ()) -> dict[str, Any]:
+    """The writes of ``submitted`` (``where`` = (server, prompt id), None when written
+    already) and ``lines`` to append: a worker folds ``submitted`` into its next write of the
+    run instead of a write of its own."""
+    updates: dict[str, Any] = {}
+    lines = list(lines)
+    if where is not None:
+        updates.update(set__comfy_server=where[0], set__prompt_id=where[1], set__status_message=None)
+        lines.insert(0, submitted_line(*where))
+    if lines:
+        updates["push_all__log"] = lines
+    return updates
 
 
 def waiting(state_id: str, worker: str, message: str | None, note: str | None = None) -> None:
@@ -145,20 +164,20 @@ def log_line(text: str) -> str:
     return _line(text)
 
 
-def started(state: WorkflowState, connection: redis.Redis | None = None) -> None:
+def started(state: WorkflowState, connection: redis.Redis | None = None, items: list | None = None) -> None:
     """ComfyUI began executing the run: its Items are running. The run's own log line for it
-    is written with the next write of the run (``progress`` or ``complete``), not apart."""
+    is written with the next write of the run (``progress`` or ``complete``), not apart.
+    ``items``: the Items as now running (``events.ItemView``), for the events."""
     items_service.mark_started(state.item_ids)
     if connection is not None:
-        publish_run_event(connection, state, "started")
+        publish_run_event(connection, state, "started", items=items)
 
 
 def progress(state: WorkflowState, worker: str, fraction: float, lines: list[str] = (),
-             connection: redis.Redis | None = None) -> None:
-    """The run's progress (and its Items'), with log lines (``log_line``) to append."""
-    updates: dict[str, Any] = {"set__progress": fraction}
-    if lines:
-        updates["push_all__log"] = list(lines)
+             connection: redis.Redis | None = None, where: tuple[str, str] | None = None) -> None:
+    """The run's progress (and its Items'), with log lines (``log_line``) to append, and
+    ``where`` it was submitted when that is not written yet (``submitted``)."""
+    updates: dict[str, Any] = {"set__progress": fraction, **_submitted_updates(where, lines)}
     items_service.mark_running(state.item_ids, fraction)
     WorkflowState.objects(id=state.id, worker_name=worker).update_one(**updates)
     if connection is not None:  # the owner's stream only: workers have no use for progress
@@ -166,21 +185,24 @@ def progress(state: WorkflowState, worker: str, fraction: float, lines: list[str
 
 
 def complete(state: WorkflowState, worker: str, output_files: list[dict], produced: bool,
-             lines: list[str], connection: redis.Redis | None = None) -> None:
-    """The worker stored the outputs and completed the Items: end the run."""
+             lines: list[str], connection: redis.Redis | None = None, where: tuple[str, str] | None = None,
+             items: list | None = None) -> None:
+    """The worker stored the outputs and completed the Items: end the run (with ``where`` it
+    ran, when ``submitted`` was not written; ``items`` as ``started`` takes them)."""
     message = None if produced else "ComfyUI produced no output."
     ended = WorkflowState.objects(id=state.id, worker_name=worker, state="running").update_one(
         set__state="completed" if produced else "error", set__error_message=message, set__progress=1.0,
-        set__end_time=utcnow(), set__output_files=output_files, set__lease_until=None, set__status_message=None,
-        push_all__log=list(lines))
+        set__end_time=utcnow(), set__output_files=output_files, set__lease_until=None,
+        **{"set__status_message": None, **_submitted_updates(where, lines)})
     if ended and connection is not None:
-        publish_run_event(connection, state, "completed" if produced else "failed")
+        publish_run_event(connection, state, "completed" if produced else "failed", items=items)
 
 
 def fail(state: WorkflowState, worker: str, message: str, cancelled: bool = False,
-         connection: redis.Redis | None = None) -> None:
+         connection: redis.Redis | None = None, where: tuple[str, str] | None = None) -> None:
     """End a claimed run (and its open Items) as failed, or as cancelled; nothing when the
-    run is no longer this worker's (another took it over after its lease lapsed)."""
+    run is no longer this worker's (another took it over after its lease lapsed). ``where``:
+    as ``complete`` takes it."""
     if not WorkflowState.objects(id=state.id, worker_name=worker, state="running").count():
         return
     for item_id in state.item_ids:
@@ -190,7 +212,7 @@ def fail(state: WorkflowState, worker: str, message: str, cancelled: bool = Fals
             items_service.fail_item(item_id, message)
     ended = WorkflowState.objects(id=state.id, worker_name=worker, state="running").update_one(
         set__state="cancelled" if cancelled else "error", set__error_message=message, set__end_time=utcnow(),
-        set__lease_until=None, set__status_message=None, push__log=_line(f"failed: {message}"))
+        set__lease_until=None, **{"set__status_message": None, **_submitted_updates(where, [_line(f"failed: {message}")])})
     if ended and connection is not None:
         publish_run_event(connection, state, "cancelled" if cancelled else "failed", errorMessage=message)
 

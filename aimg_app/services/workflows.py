@@ -117,7 +117,7 @@ def start_run(resources, plan: RunPlan) -> tuple[WorkflowState, list[Item]]:
         raise
     from . import events
 
-    events.publish_items(redis, state.item_ids, position=queueing.position(redis, name, state_id))
+    events.publish_items(redis, items, position=queueing.position(redis, name, state_id))  # no read back
     return state, items
 
 
