@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from tests.conftest import ADMIN_HEADERS, assert_error, assert_ok, new_session_headers
 
 
@@ -96,3 +98,25 @@ def test_conflict_is_409(client):
     data = lambda: {"file": (io.BytesIO(b"abc"), "a.txt"), "id": "conflict-id"}  # noqa: E731
     assert_ok(client.post("/uploadFile", data=data(), headers=ADMIN_HEADERS))
     assert_error(client.post("/uploadFile", data=data(), headers=ADMIN_HEADERS), 409, "conflict-id")
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/createSelfFolder", '{"name": "x\\ud800y"}'),
+    ("/createPublicFolder", '{"name": "ok", "description": "\\udbff"}'),
+    ("/setUserKVP", '{"key": "k", "value": "v\\udfff"}'),
+    ("/generateImage", '{"prompt": "cat \\ud800"}'),
+    ("/reportItems", '{"imageIDs": ["x"], "reportQueue": "\\ud800"}'),
+    ("/ingestLogs", '{"logs": [{"level": "info", "message": "\\ud800"}]}'),
+    ("/createSelfFolder", '{"\\ud800": "a key that is no character"}'),
+])
+def test_a_lone_surrogate_escape_is_400_not_500(client, path, body):
+    """JSON can escape half a UTF-16 pair, which no store can encode: refused, named, nothing written."""
+    from tests.conftest import sign_up
+
+    user = sign_up(client)
+    response = client.post(path, data=body, content_type="application/json", headers=user["headers"])
+    assert_error(response, 400, "surrogate")
+    # a whole pair escaped is a character, and passes
+    ok = client.post("/createSelfFolder", data='{"name": "smile \\ud83d\\ude00"}', content_type="application/json",
+                     headers=user["headers"])
+    assert ok.status_code == 200 and ok.get_json()["payload"]

@@ -8,7 +8,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, fields, post_dump, validate
 from webargs.flaskparser import FlaskParser, is_json_request
 
 from ..envelope import render_http_exception
-from ..errors import UnsupportedMediaType
+from ..errors import BadRequest, UnsupportedMediaType
 from ..pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 
@@ -22,7 +22,27 @@ class Parser(FlaskParser):
         # A form or text body would otherwise read as "Missing data for required field".
         if not is_json_request(req) and (req.content_length or req.mimetype):
             raise UnsupportedMediaType("Send the body as JSON, with Content-Type: application/json.")
-        return super()._raw_load_json(req)
+        data = super()._raw_load_json(req)
+        _refuse_lone_surrogates(data)
+        return data
+
+
+def _refuse_lone_surrogates(value) -> None:
+    """JSON's ``\\uD800`` escapes can spell a lone UTF-16 surrogate, which is no character:
+    no database, file or mail can store it. Refused here, once, for every JSON body."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest("The JSON body holds a lone UTF-16 surrogate escape (\\uD800-\\uDFFF), "
+                             "which is not a character.") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_lone_surrogates(key)
+            _refuse_lone_surrogates(item)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_lone_surrogates(item)
 
 
 def admin_only(view):
