@@ -63,20 +63,36 @@ def test_sync_with_injected_cookies(app, client, fake):
         assert dt.timedelta(days=6, hours=23) < stored.expires_date - utcnow() <= dt.timedelta(days=7)
         counts = memberships.poll_processors(resources)
     assert counts["boosty"] == 2
-    me = self_user(client, user)
-    assert me["tier"] == 2 and me["merchantProcessor"] == "boosty"
     assert fake.calls("GET", "/v1/blog/sexyai/subscribers")[-1].headers["authorization"] == f"Bearer {TOKEN}"
-
-    # the subscriber stops renewing; the next sync says so
-    fake.subscribers[0]["subscribed"] = False
     with app.app_context():
-        memberships.poll_processors(resources)
         calls = len(fake.seen)
         # after 7 days the cookies are no longer used
         memberships.poll_processors(resources, now=utcnow() + dt.timedelta(days=7, minutes=1))
         assert len(fake.seen) == calls
-    me = self_user(client, user)
-    assert me["tier"] == 2 and "nextBillingDate" not in me["subscriptions"][0]
+
+
+def test_a_subscriber_matched_only_by_email_is_held_for_review(app, client, fake):
+    """The attacks: subscribe with the victim's address (or mistype one's own), or open an
+    account with the address a subscriber uses. Boosty's links carry nothing of ours and
+    Boosty does not say it verified the address, so no email match grants: the subscriber is
+    recorded for an admin to review (who grants with setAdminProvidedPremiumTier)."""
+    from aimg_app.models import User
+    from tests.support.billing import ledger_rows
+
+    victim = sign_up(client)
+    with app.app_context():
+        User.objects(id=victim["user_id"]).update_one(set__email_verified=True)
+    create_plan(client, tier=2, providers=("boosty",), product_id="boosty-gold-2")
+    now = int(time.time())
+    fake.subscribers[:] = [{"id": 777, "email": victim["email"], "subscribed": True, "level": {"id": 42},
+                            "onTime": now - 60, "nextPayTime": now + 30 * 86400}]
+    assert_ok(client.post("/injectBoostyAdminAccountCookies", headers=ADMIN_HEADERS, json={
+        "accountId": "sexyai", "domainIdentifier": "localhost", "cookies": fake.cookies()}))
+    with app.app_context():
+        memberships.poll_processors(app.extensions["aimg"])
+    assert self_user(client, victim)["tier"] == 0
+    [row] = [r for r in ledger_rows(app, "boosty") if r["event_id"].startswith("poll:sexyai:777:")]
+    assert row["status"] == "review" and victim["user_id"] in row["detail"]
 
 
 def test_a_notification_forged_from_a_level_link_is_refused(client):

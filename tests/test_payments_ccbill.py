@@ -73,7 +73,8 @@ def test_flexform_link_sale_renewal_cancel_refund(client, fake):
     assert self_user(client, user)["tier"] == 2
     assert assert_ok(post(client, "NewSaleSuccess", sale))["payload"]["outcome"] == "duplicate"
     renewal = {"subscriptionId": "0123456789", "transactionId": "t2", "timestamp": mst(-0.005),
-               "nextRenewalDate": (dt.date.today() + dt.timedelta(days=60)).isoformat()}
+               "nextRenewalDate": (dt.date.today() + dt.timedelta(days=60)).isoformat(), "billedAmount": "19.99",
+               "billedCurrencyCode": "840"}
     assert_ok(post(client, "RenewalSuccess", renewal, as_json=False))
     assert self_user(client, user)["tierExpiration"][:10] == (dt.date.today() + dt.timedelta(days=60)).isoformat()
     assert_ok(post(client, "Cancellation", {"subscriptionId": "0123456789", "timestamp": mst(-0.004)}))
@@ -143,3 +144,32 @@ def test_a_refund_before_its_sale_is_retried_not_lost(client, fake):
     assert self_user(client, user)["tier"] == 2
     assert_ok(post(client, "Refund", refund))
     assert self_user(client, user)["tier"] == 0
+
+
+def test_a_renewal_billed_less_than_the_product_or_undone_at_ccbill_grants_nothing(client, fake):
+    """The attacks: a renewal of a cheap price (or another currency) posted for a dear
+    subscription, or a sale CCBill still calls active though it refunded or voided it."""
+    user = sign_up(client)
+    product = create_plan(client, tier=2, providers=("ccbill",), value=19.99)["prices"][0]["productID"]
+    sub = str(uuid.uuid4().int)[:10]
+    fake.statuses[sub] = "2"
+    assert_ok(post(client, "NewSaleSuccess", sale_from(link_of(client, user, product), sub, user["email"])))
+    until = self_user(client, user)["tierExpiration"][:10]
+    later = (dt.date.today() + dt.timedelta(days=90)).isoformat()
+    renewal = {"subscriptionId": sub, "transactionId": f"r-{sub}", "timestamp": mst(-0.001), "nextRenewalDate": later,
+               "billedAmount": "0.99", "billedCurrencyCode": "840"}
+    assert_error(post(client, "RenewalSuccess", renewal), 400)
+    assert_error(post(client, "RenewalSuccess", {**renewal, "billedAmount": "19.99", "billedCurrencyCode": "978"}), 400)
+    assert_error(post(client, "RenewalSuccess", {k: v for k, v in renewal.items() if k != "billedAmount"}), 400)
+    assert self_user(client, user)["tierExpiration"][:10] == until
+    fake.records[sub] = {"refundsIssued": "1"}
+    assert_error(post(client, "RenewalSuccess", {**renewal, "billedAmount": "19.99"}), 400)
+    fake.records.pop(sub)
+    assert_ok(post(client, "RenewalSuccess", {**renewal, "billedAmount": "19.99"}))
+    assert self_user(client, user)["tierExpiration"][:10] == later
+
+    voided = str(uuid.uuid4().int)[:10]
+    fake.statuses[voided], fake.records[voided] = "2", {"voidsIssued": "1"}
+    other = sign_up(client)
+    assert_error(post(client, "NewSaleSuccess", sale_from(link_of(client, other, product), voided, other["email"])), 400)
+    assert self_user(client, other)["tier"] == 0

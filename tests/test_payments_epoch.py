@@ -20,7 +20,7 @@ KEY = "epoch-hmac-key"
 @pytest.fixture(scope="module")
 def app(make_app):
     return make_app(plugin_settings={"epoch": {"hmac_key": KEY, "co_code": "abc",
-                                               "pi_codes": {"ep-1": "PI123", "ep-gold": "PI999"}}})
+                                               "pi_codes": {"ep-1": "PI123", "ep-gold": "PI999", "ep-vip": "PI-VIP"}}})
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -189,3 +189,29 @@ def test_a_chargeback_before_its_purchase_is_retried_not_lost(client):
     assert self_user(client, user)["tier"] == 1
     assert postback(client, early).status_code == 200  # the redelivery applies
     assert self_user(client, user)["tier"] == 0
+
+
+def test_a_code_only_plan_cannot_be_bought_through_a_join_link_built_by_hand(app, client):
+    """The attack: knowing a special plan's pi_code, build the Epoch join link yourself (or
+    take the reference of a public plan's link) and pay: Epoch charges the special price and
+    posts a signed sale. Only a link we issued for that buyer and product (our x_ref) grants."""
+    create_plan(client, tier=4, providers=("epoch",), product_id="ep-vip", code="VIP-ONLY")
+    buyer = sign_up(client)
+    public_ref = join_link(client, buyer)["x_ref"]
+    before = len([r for r in ledger_rows(app, "epoch") if r["status"] == "review"])
+    for ref in (None, public_ref, "forged-reference"):
+        sale = {"ans": "Y", "trans_type": "I", "member_id": f"m-{uuid.uuid4().hex[:8]}",
+                "transaction_id": uuid.uuid4().hex, "x_userid": buyer["user_id"], "pi_code": "PI-VIP"}
+        if ref:
+            sale["x_ref"] = ref
+        assert postback(client, sale).status_code == 200
+    assert self_user(client, buyer)["tier"] == 0
+    assert len([r for r in ledger_rows(app, "epoch") if r["status"] == "review"]) == before + 3
+
+    issued = assert_ok(client.get("/getBillingPlans?code=VIP-ONLY", headers=buyer["headers"]))["payload"]
+    [link] = [p for p in issued if p["prices"][0]["productID"] == "ep-vip"][0]["prices"][0]["paymentProviders"]
+    query = {k: v[0] for k, v in parse_qs(urlsplit(link["paymentUrl"]).query).items()}
+    sale = {"ans": "Y", "trans_type": "I", "member_id": f"m-{uuid.uuid4().hex[:8]}", "transaction_id": uuid.uuid4().hex,
+            "x_userid": query["x_userid"], "x_ref": query["x_ref"], "pi_code": query["pi_code"]}
+    assert postback(client, sale).status_code == 200
+    assert self_user(client, buyer)["tier"] == 4

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from tests.conftest import assert_error, assert_ok, sign_up
-from tests.support.billing import body_text, create_plan, mails_to, self_user
+from tests.support.billing import body_text, create_plan, ledger_rows, mails_to, self_user
 from tests.support.fake_vendors import patreon_member, patreon_signature
 
 SECRET = "patreon-webhook-secret"
@@ -34,8 +34,9 @@ def deliver(client, trigger: str, body: str, secret: str = SECRET):
         "Content-Type": "application/json"})
 
 
-def test_pledge_renewal_delete_and_refund(services, client):
+def test_pledge_renewal_delete_and_refund(app, services, client):
     user = sign_up(client)
+    verify_email(app, user)
     plans = assert_ok(client.get("/getBillingPlans"))["payload"]
     [link] = [p for p in plans if p["prices"][0]["productID"] == "patreon-gold"][0]["prices"][0]["paymentProviders"]
     assert link["paymentUrl"] == "https://www.patreon.com/checkout/aimgcreator?rid=1001"
@@ -99,3 +100,39 @@ def test_a_notification_forged_from_a_join_link_is_refused(client):
     unpaid = patreon_member("m-link", "pu-link", user["email"], "active_patron", "1001", iso(30), iso(0), "Declined")
     assert_ok(deliver(client, "members:pledge:create", unpaid))
     assert self_user(client, user)["tier"] == 0
+
+
+def verify_email(app, user):
+    """The account's owner proved the mailbox (what an OTP sign-in records)."""
+    from aimg_app.models import User
+
+    with app.app_context():
+        User.objects(id=user["user_id"]).update_one(set__email_verified=True)
+
+
+def test_a_pledge_lands_only_on_an_account_whose_email_both_sides_verified(app, client):
+    """The attacks: pledge with an address Patreon never verified (the victim's, or a typo),
+    or open an account with the address a patron will pledge with. Patreon join links carry
+    nothing of ours, so an email match grants only when Patreon says it verified the address
+    and the account proved it too; otherwise the pledge is held for review."""
+    before = len([r for r in ledger_rows(app, "patreon") if r["status"] == "review"])
+    squatted = sign_up(client)  # opened with the patron's address, never proved
+    unverified = patreon_member("m-sq", "pu-sq", squatted["email"], "active_patron", "1001", iso(30), iso(0))
+    assert assert_ok(deliver(client, "members:pledge:create", unverified))["payload"]["outcome"] == "review"
+    assert self_user(client, squatted)["tier"] == 0
+
+    owner = sign_up(client)
+    verify_email(app, owner)
+    typed = patreon_member("m-ty", "pu-ty", owner["email"], "active_patron", "1001", iso(30), iso(0),
+                           email_verified=False)
+    assert assert_ok(deliver(client, "members:pledge:create", typed))["payload"]["outcome"] == "review"
+    unstated = patreon_member("m-un", "pu-un", owner["email"], "active_patron", "1001", iso(30), iso(0),
+                              email_verified=None)
+    assert assert_ok(deliver(client, "members:pledge:create", unstated))["payload"]["outcome"] == "review"
+    assert self_user(client, owner)["tier"] == 0
+
+    proven = patreon_member("m-ok", "pu-ok", owner["email"], "active_patron", "1001", iso(30), iso(0))
+    assert assert_ok(deliver(client, "members:pledge:create", proven))["payload"]["outcome"] == "applied"
+    assert self_user(client, owner)["tier"] == 3
+    rows = [r for r in ledger_rows(app, "patreon") if r["status"] == "review"]
+    assert len(rows) == before + 3 and all("unverified email" in r["detail"] for r in rows[before:])

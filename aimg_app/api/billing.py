@@ -19,6 +19,7 @@ from ..ratelimit import client_key, limiter
 from ..services import giftcards as giftcards_service
 from ..services import sealing
 from ..services import memberships as memberships_service
+from ..services import payer_refs
 from ..services import plans as plans_service
 from ..services import webhooks as webhooks_service
 from ..services.ratelimits import enforce
@@ -238,9 +239,11 @@ def _checkout_factory(redirect_url: str | None, payment_page_url: str | None):
         token = sealing.sign(resources.secret_key, "checkout", {
             "d": domain.identifier, "p": product.price.product_id, "u": payer.user_id if payer else None,
             "r": redirect_url, "q": payment_page_url})
+        reference = payer_refs.issue(resources.secret_key, processor_id, domain.identifier, payer.user_id,
+                                     product.price.product_id) if payer else None
         return plans_service.make_checkout(domain, product, payer, redirect_url, payment_page_url,
                                            f"{base}/checkout/{processor_id}?t={token}",
-                                           f"{base}/webhooks/{processor_id}")
+                                           f"{base}/webhooks/{processor_id}", reference)
 
     return make
 
@@ -248,6 +251,15 @@ def _checkout_factory(redirect_url: str | None, payment_page_url: str | None):
 def _price_of(domain: str, product_id):
     product = plans_service.find_product(domain, product_id) if isinstance(product_id, str) else None
     return product.view() if product is not None else None
+
+
+def _subscription_price(processor: str, subscription_id):
+    from ..models.billing import Subscription
+
+    if not isinstance(subscription_id, str) or not subscription_id:
+        return None
+    sub = Subscription.objects(processor=processor, vendor_id=subscription_id).only("domain", "product_id").first()
+    return _price_of(sub.domain, sub.product_id) if sub is not None else None
 
 
 def _processor(identifier: str):
@@ -416,7 +428,9 @@ def webhook(processor_id):
         body=body, args=request.args.to_dict(), form=request.form.to_dict() if request.mimetype in (
             "application/x-www-form-urlencoded", "multipart/form-data") else {},
         remote_addr=request.remote_addr or "", received_at=utcnow(), price_of=lambda product_id: _price_of(
-            domain.identifier, product_id))
+            domain.identifier, product_id),
+        subscription_price=lambda subscription_id: _subscription_price(processor_id, subscription_id),
+        reference_of=lambda text: payer_refs.read(resources.secret_key, processor_id, domain.identifier, text))
     payload = body.decode("utf-8", "replace") or request.query_string.decode("utf-8", "replace")
     received = webhooks_service.receive(resources, processor, domain, incoming, payload)
     if received.response_text is not None:

@@ -25,6 +25,9 @@ from .ads import AffiliateAd, AffiliateAdProvider  # noqa: E402
 from .login import LoginProvider, OAuthIdentity  # noqa: E402
 from .payments import (  # noqa: E402
     CANCELLED,
+    EMAIL_TRUSTED,
+    EMAIL_UNVERIFIED,
+    EMAIL_VENDOR_VERIFIED,
     EXPIRED,
     PERIOD_DAYS,
     REFUNDED,
@@ -37,6 +40,7 @@ from .payments import (  # noqa: E402
     MalformedWebhook,
     Payer,
     PaymentError,
+    PayerReference,
     PaymentProcessor,
     PlanPrice,
     SubscriptionEvent,
@@ -82,6 +86,10 @@ __all__ = [
     "REFUNDED",
     "EXPIRED",
     "PERIOD_DAYS",
+    "EMAIL_TRUSTED",
+    "EMAIL_VENDOR_VERIFIED",
+    "EMAIL_UNVERIFIED",
+    "PayerReference",
     "CardCharge",
     "CardDetails",
     "Checkout",

@@ -127,6 +127,16 @@ class PlanPrice:
     value: float
     trial_days: int | None = None
     name: str | None = None
+    code_only: bool = False  # a special plan's price: offered only with the plan's code
+
+
+@dataclass(frozen=True)
+class PayerReference:
+    """What a reference the core issued (``Checkout.reference``) says, once verified: the
+    account that started the checkout and the product it was for."""
+
+    user_id: str
+    product_id: str
 
 
 @dataclass(frozen=True)
@@ -154,6 +164,17 @@ class Checkout:
     payment_page_url: str | None
     checkout_url: str
     webhook_url: str
+    # An opaque reference the core issued for this payer, product and site (signed with a
+    # key of this processor's own): carry it through the vendor's metadata/custom field and
+    # read it back with ``WebhookRequest.reference_of``. None without a signed-in payer.
+    reference: str | None = None
+
+
+# Where a SubscriptionEvent's ``email`` comes from, which decides whether it may find the payer
+# (only when neither ``user_id`` nor ``external_account_id`` does):
+EMAIL_TRUSTED = "trusted"  # chosen by us or an admin (a configured list): any account with that address
+EMAIL_VENDOR_VERIFIED = "vendor_verified"  # the vendor states it verified it: only an account whose email is verified
+EMAIL_UNVERIFIED = "unverified"  # typed by the payer: never grants; the delivery is held for admin review
 
 
 @dataclass(frozen=True)
@@ -181,8 +202,11 @@ class SubscriptionEvent:
     amount: float | None = None
     currency: str | None = None
     additional_information: str | None = None
+    email_source: str = EMAIL_TRUSTED
 
     def __post_init__(self):
+        if self.email_source not in (EMAIL_TRUSTED, EMAIL_VENDOR_VERIFIED, EMAIL_UNVERIFIED):
+            raise ValueError(f"unknown email_source {self.email_source!r}")
         if self.kind not in EVENT_KINDS:
             raise ValueError(f"unknown subscription event kind {self.kind!r}")
         if not self.subscription_id and not self.payment_id:
@@ -205,6 +229,11 @@ class WebhookRequest:
     # The price a product id sells, as our plans define it (None: no such product), so a
     # delivery can be checked against what we actually sell.
     price_of: Callable[[str], PlanPrice | None] = lambda _product_id: None
+    # The price a subscription of this processor we already hold was bought at (None: unknown).
+    subscription_price: Callable[[str], PlanPrice | None] = lambda _subscription_id: None
+    # What a ``Checkout.reference`` read back from the vendor says (None: absent, forged, or
+    # issued for another processor or site).
+    reference_of: Callable[[Any], PayerReference | None] = lambda _text: None
 
     def header(self, name: str) -> str | None:
         """The value of header ``name`` (any case), or None."""
@@ -227,6 +256,10 @@ class WebhookResult:
     event_type: str
     events: list[SubscriptionEvent] = field(default_factory=list)
     response_text: str | None = None  # a plain-text answer some vendors require (else the JSON envelope)
+    # An authentic payment we will not grant by itself (e.g. nothing binds it to the account
+    # that started the checkout): the reason; the core records the delivery as ``review`` for an
+    # admin and applies none of ``events``.
+    review: str | None = None
 
 
 @dataclass(frozen=True)

@@ -39,11 +39,14 @@ def record_rejected(pool: ConnectionPool, processor: str, domain: str, reason: s
 
 def process(pool: ConnectionPool, *, processor: str, domain: str, event_id: str, event_type: str,
             events: Iterable[SubscriptionEvent], payload: str | None = None, remote_addr: str | None = None,
-            env: str | None = None, apply: Callable[[SubscriptionEvent], object] | None = None) -> str:
+            env: str | None = None, apply: Callable[[SubscriptionEvent], object] | None = None,
+            review: str | None = None) -> str:
     """Record the delivery ``event_id`` of ``processor``, then apply its events once.
 
     Returns ``applied``, ``ignored`` (nothing to act on: unknown user or product, recorded
-    with the reason) or ``duplicate``. Raises ServiceUnavailable (the vendor retries) when an
+    with the reason), ``review`` (an authentic payment nothing binds to an account: kept, with
+    the reason, for an admin; ``review`` given by the processor means none of ``events`` is
+    applied) or ``duplicate``. Raises ServiceUnavailable (the vendor retries) when an
     event refers to something not seen yet.
     """
     events = list(events)
@@ -57,20 +60,24 @@ def process(pool: ConnectionPool, *, processor: str, domain: str, event_id: str,
         with conn.transaction():
             row = conn.execute("SELECT id, status FROM payment_events WHERE processor = %s AND event_id = %s FOR UPDATE",
                                (processor, event_id)).fetchone()
-            if row[1] in ("applied", "ignored"):
+            if row[1] in ("applied", "ignored", "review"):
                 return "duplicate"
             ignored: list[str] = []
+            reviews: list[str] = [review] if review else []
             try:
-                for event in events:
+                for event in [] if review else events:
                     try:
                         apply(event)
                     except subscriptions.Unmatched as exc:
                         ignored.append(str(exc))
+                    except subscriptions.Review as exc:
+                        reviews.append(str(exc))
             except subscriptions.RetryLater as exc:
                 retry = str(exc)
             if retry is None:
-                status = "ignored" if ignored and len(ignored) == len(events) or not events else "applied"
-                detail = json.dumps(ignored) if ignored else None
+                status = "review" if reviews else (
+                    "ignored" if ignored and len(ignored) == len(events) or not events else "applied")
+                detail = json.dumps(reviews + ignored) if reviews or ignored else None
                 conn.execute("UPDATE payment_events SET status = %s, detail = %s, attempts = attempts + 1, "
                              "processed_at = now() WHERE id = %s", (status, detail, row[0]))
             else:
@@ -78,4 +85,6 @@ def process(pool: ConnectionPool, *, processor: str, domain: str, event_id: str,
                              (retry[:500], row[0]))
     if retry is not None:
         raise ServiceUnavailable("This event cannot be processed yet; please retry.")
+    if status == "review":
+        log.warning("payment held for review", extra={"processor": processor, "event_id": event_id})
     return status

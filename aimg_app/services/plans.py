@@ -27,7 +27,7 @@ class Product:
         p = self.price
         return PlanPriceView(product_id=p.product_id, plan_id=self.plan.id, plan_name=self.plan.name, tier=self.plan.tier,
                              type=p.type, period=p.period, currency=p.currency, currency_type=p.currency_type,
-                             value=p.value, trial_days=p.trial_days, name=p.name)
+                             value=p.value, trial_days=p.trial_days, name=p.name, code_only=bool(self.plan.code))
 
     def price_info(self) -> dict:
         p = self.price
@@ -153,6 +153,8 @@ def _payment_url(processor, checkout: Checkout) -> str | None:
 
 
 def make_checkout(domain: Domain, product: Product, payer: Payer | None, redirect_url: str | None,
-                  payment_page_url: str | None, checkout_url: str, webhook_url: str) -> Checkout:
+                  payment_page_url: str | None, checkout_url: str, webhook_url: str,
+                  reference: str | None = None) -> Checkout:
     return Checkout(price=product.view(), domain=domain, payer=payer, redirect_url=redirect_url,
-                    payment_page_url=payment_page_url, checkout_url=checkout_url, webhook_url=webhook_url)
+                    payment_page_url=payment_page_url, checkout_url=checkout_url, webhook_url=webhook_url,
+                    reference=reference)

@@ -19,7 +19,16 @@ import mongoengine as me
 from ..models import User
 from ..models.base import utcnow
 from ..models.billing import Subscription
-from ..plugin_api import CANCELLED, EXPIRED, REFUNDED, RENEWED, STARTED, SubscriptionEvent
+from ..plugin_api import (
+    CANCELLED,
+    EMAIL_TRUSTED,
+    EMAIL_VENDOR_VERIFIED,
+    EXPIRED,
+    REFUNDED,
+    RENEWED,
+    STARTED,
+    SubscriptionEvent,
+)
 from . import plans as plans_service
 
 log = logging.getLogger("aimg.billing")
@@ -33,6 +42,11 @@ class RetryLater(Exception):
 
 class Unmatched(Exception):
     """The event names no known user or product: it is recorded and ignored."""
+
+
+class Review(Exception):
+    """The payer matched only by an email nobody proved for this payment: recorded for an
+    admin to review, nothing granted."""
 
 
 def _naive(value: dt.datetime | None) -> dt.datetime | None:
@@ -54,6 +68,13 @@ def _find_user(domain: str, processor: str, event: SubscriptionEvent) -> User:
         user = User.objects(__raw__={"domain": domain, "connect_providers": link}).first()
     if user is None and event.email:
         user = User.objects(domain=domain, email=event.email.strip().lower()).first()
+        # An address the payer typed (or that the vendor never checked) says nothing about who
+        # paid: a typo, or an attacker paying with the victim's address, would land the grant
+        # on the wrong account, and so would an account opened with an address before its owner.
+        trusted = event.email_source == EMAIL_TRUSTED or (
+            event.email_source == EMAIL_VENDOR_VERIFIED and user is not None and user.email_verified)
+        if user is not None and not trusted:
+            raise Review(f"payer matched only by an unverified email (user {user.id}, {event.email_source})")
     if user is None:
         raise Unmatched("no user of this domain matches the payer")
     return user
@@ -75,6 +96,10 @@ def _find_or_create(domain: str, processor: str, event: SubscriptionEvent, env: 
     sale = event.kind in (STARTED, RENEWED)
     try:
         user = _find_user(domain, processor, event)
+    except Review:
+        if sale:
+            raise
+        raise RetryLater(f"subscription {event.subscription_id} is not known yet") from None
     except Unmatched:
         if sale:
             raise

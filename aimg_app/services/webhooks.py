@@ -36,5 +36,6 @@ def receive(resources, processor: PaymentProcessor, domain, incoming: WebhookReq
         raise BadRequest("The webhook payload is malformed.") from None
     outcome = ledger.process(resources.pg, processor=processor.identifier, domain=domain.identifier,
                              event_id=result.event_id, event_type=result.event_type, events=result.events,
-                             payload=payload, remote_addr=incoming.remote_addr, env=domain.environment)
+                             payload=payload, remote_addr=incoming.remote_addr, env=domain.environment,
+                             review=result.review)
     return Received(outcome, result.response_text)

@@ -5,7 +5,13 @@ through ``injectBoostyAdminAccountCookies`` (kept encrypted, valid for 7 days).
 Settings (``[plugins.boosty]``): ``blog`` (the blog name in boosty.to URLs), ``levels``
 (Boosty level id -> productID), ``api_base`` (``https://api.boosty.to``). The access
 token is taken from the ``auth`` cookie (URL-encoded JSON with ``accessToken``).
-Subscribers are matched by email.
+
+Subscribers are known only by the email Boosty lists: its level links carry nothing of ours,
+and Boosty does not state that it verified the address, so an email match never grants by
+itself (a typo, or a payment with someone else's address, would land on the wrong account).
+Each new subscriber is recorded in the ledger for an admin to review, who grants the tier with
+``setAdminProvidedPremiumTier``. (A Boosty subscription granted before this rule is still
+followed by the sync: it is found by its id, not by email.)
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ import requests
 
 from aimg_app.plugin_api import (
     CANCELLED,
+    EMAIL_UNVERIFIED,
     STARTED,
     PaymentError,
     PaymentProcessor,
@@ -86,7 +93,8 @@ class BoostyProcessor(PaymentProcessor):
                 if not product or not subscriber.get("email"):
                     continue
                 common = {"subscription_id": f"{blog}:{subscriber['id']}", "email": subscriber["email"],
-                          "product_id": product, "payer_id": str(subscriber["id"]), "occurred_at": now}
+                          "product_id": product, "payer_id": str(subscriber["id"]), "occurred_at": now,
+                          "email_source": EMAIL_UNVERIFIED}
                 until = epoch_seconds(subscriber.get("nextPayTime")) or (
                     epoch_seconds(subscriber.get("onTime")) + dt.timedelta(days=30) if subscriber.get("onTime") else None)
                 if subscriber.get("subscribed"):

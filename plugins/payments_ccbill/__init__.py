@@ -10,7 +10,10 @@ which this processor enforces (behind a proxy, set ``AIMG_TRUSTED_PROXY_COUNT`` 
 client address is the real one). Since nothing authenticates the content, a sale or a
 renewal is granted only once CCBill's DataLink API (``subscriptionManagement.cgi``,
 ``action=viewSubscriptionStatus``; settings ``datalink_username``/``datalink_password``)
-reports the subscription active; without DataLink credentials nothing is granted.
+reports the subscription active (1 or 2) with no refund, chargeback or void issued on it;
+without DataLink credentials nothing is granted. A renewal must have been billed
+(``billedAmount``, ``billedCurrencyCode``) the recurring price and currency of the product the
+subscription was bought at.
 
 The FlexForms ``formDigest`` covers the prices and periods only (CCBill's scheme, an
 unseparated concatenation), not the pass-through fields, so a buyer may edit the link:
@@ -136,6 +139,7 @@ class CCBillProcessor(PaymentProcessor):
                                             payment_id=transaction, **common))
         elif event_type == "RenewalSuccess":
             [transaction, until] = required(data, "transactionId", "nextRenewalDate")
+            self._check_renewal_billed(data, request.subscription_price(sub) or request.price_of(data.get("X-productId")))
             self._confirm_active(sub)
             events.append(SubscriptionEvent(kind=RENEWED, period_end=_date(until), payment_id=transaction, **common))
         elif event_type == "Cancellation":
@@ -167,6 +171,20 @@ class CCBillProcessor(PaymentProcessor):
         if not paid or any(given != expected for given, expected in wanted):
             raise InvalidSignature("the sale was not billed at this product's price")
 
+    @staticmethod
+    def _check_renewal_billed(data, price) -> None:
+        """A renewal pays one more period only when CCBill billed the product's recurring price
+        in its currency. (A subscription we do not hold, naming no product, grants nothing.)"""
+        amount, currency = required(data, "billedAmount", "billedCurrencyCode")
+        if price is None:
+            return
+        try:
+            paid = abs(float(amount) - price.value) < 0.005
+        except (TypeError, ValueError):
+            paid = False
+        if not paid or str(currency) != CURRENCY_CODES.get(price.currency):
+            raise InvalidSignature("the renewal was not billed at this product's price")
+
     def _confirm_active(self, subscription_id: str) -> None:
         """CCBill's DataLink must report the subscription active before it grants anything."""
         s = self.settings
@@ -186,6 +204,9 @@ class CCBillProcessor(PaymentProcessor):
         record = dict(zip(rows[0], rows[1])) if len(rows) >= 2 else {}
         if record.get("subscriptionStatus") not in ACTIVE_STATUSES:
             raise InvalidSignature("CCBill does not confirm this subscription as active")
+        # "Active" alone still counts a subscription CCBill refunded, charged back or voided.
+        if any(record.get(name) != "0" for name in ("refundsIssued", "chargebacksIssued", "voidsIssued")):
+            raise InvalidSignature("CCBill reports a refund, chargeback or void on this subscription")
 
     def cancellation_instructions(self, domain):
         return (f"Your {domain.display_name} membership is billed by CCBill. To cancel it, visit "

@@ -13,6 +13,11 @@ That text has no separators, so one signed parameter set can be re-split into an
   sales, ``member_id``, ``transaction_id``, ``pi_code``): nothing defaults to "initial
   sale" or "approved".
 
+A special plan (offered only with its code) is the exception: its ``pi_code`` alone buys it
+from Epoch, so a buyer who learnt it could build a join link by hand. Its sale is granted only
+with the reference we issued for that buyer and product (``x_ref``, an Epoch pass-through
+``x_`` field echoed in the postback); without it the sale is held for review.
+
 Settings (``[plugins.epoch]``): ``hmac_key``, ``co_code`` (company code), ``pi_codes``
 (productID -> Epoch product code), ``join_url`` (``https://join.epoch.com/``).
 
@@ -57,10 +62,10 @@ POSTBACK_FIELDS = frozenset({
     "ans", "amount", "country", "currency", "email", "epoch_digest", "ipaddress", "localamount", "localcurrency",
     "member_id", "name", "next_rebill", "order_id", "payment_type", "pi_code", "postalcode", "prepaid", "reseller",
     "session_id", "site", "submerchant_id", "trans_amount", "trans_currency", "trans_datetime", "trans_type",
-    "transaction_id", "username", "zip", "x_userid", "x_productid",
+    "transaction_id", "username", "zip", "x_userid", "x_productid", "x_ref",
 })
 _DECIDING = ("member_id", "transaction_id", "trans_type", "trans_datetime", "pi_code", "next_rebill", "order_id",
-             "x_userid", "x_productid")
+             "x_userid", "x_productid", "x_ref")
 _SHAPES = {
     "amount": re.compile(r"^[0-9.]{0,20}$"),
     "country": re.compile(r"^[A-Za-z]{0,3}$"),
@@ -68,6 +73,7 @@ _SHAPES = {
     "email": re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                         r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"),
     "x_userid": re.compile(r"^[A-Za-z0-9-]{1,64}$"),
+    "x_ref": re.compile(r"^[A-Za-z0-9_.-]{1,400}$"),
 }
 
 
@@ -108,7 +114,7 @@ class EpochProcessor(PaymentProcessor):
         if not (checkout.payer and pi_code and s.get("hmac_key") and s.get("co_code")):
             return None
         params = {"co_code": s["co_code"], "pi_code": pi_code, "x_userid": checkout.payer.user_id,
-                  "email": checkout.payer.email}
+                  "x_ref": checkout.reference, "email": checkout.payer.email}
         if checkout.redirect_url:
             params["pi_returnurl"] = checkout.redirect_url
         return f"{s.get('join_url', 'https://join.epoch.com/')}?{urlencode(params)}"
@@ -136,6 +142,14 @@ class EpochProcessor(PaymentProcessor):
                 if product is None:
                     raise MalformedWebhook(f"unknown pi_code {pi_code[:40]!r}")
                 common["product_id"] = product
+            if answer[:1].upper() == "Y" and trans_type == "I":
+                price = request.price_of(common["product_id"])
+                if price is not None and price.code_only:
+                    reference = request.reference_of(params.get("x_ref"))
+                    if reference is None or reference.product_id != common["product_id"]:
+                        return WebhookResult(event_id=f"{trans_type}:{transaction}", event_type=f"postback.{trans_type}",
+                                             response_text="OK", review="a special plan's sale without our reference")
+                    common["user_id"] = reference.user_id
             if answer[:1].upper() == "Y":
                 until = self._paid_until(params, trans_type, common.get("product_id"), at, request)
                 events.append(SubscriptionEvent(kind=STARTED if trans_type == "I" else RENEWED, period_end=until,

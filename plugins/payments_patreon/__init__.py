@@ -7,8 +7,11 @@ name, for join links), ``tiers`` (Patreon tier id -> productID).
 Webhook endpoint: ``/webhooks/patreon``, triggers ``members:create``, ``members:update``,
 ``members:delete``, ``members:pledge:create``, ``members:pledge:update``,
 ``members:pledge:delete``. The member's Patreon user id matches a user who connected
-Patreon (connect provider ``Patreon``), else the member's email does. Patreon does not
-let a third party cancel a pledge: ``cancelMembership`` mails the instructions.
+Patreon (connect provider ``Patreon``). Patreon's join links carry nothing of ours back in
+the webhook, so otherwise only the member's email can match, and only when Patreon states
+it verified the address (the included user's ``is_email_verified``) and the account proved
+it too; any other email match is held for review. Patreon does not let a third party cancel
+a pledge: ``cancelMembership`` mails the instructions.
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ from urllib.parse import quote
 
 from aimg_app.plugin_api import (
     CANCELLED,
+    EMAIL_UNVERIFIED,
+    EMAIL_VENDOR_VERIFIED,
     EXPIRED,
     REFUNDED,
     RENEWED,
@@ -85,7 +90,7 @@ class PatreonProcessor(PaymentProcessor):
         tiers = [mapping(t, "tier").get("id") for t in entitled]
         product = next((self.tiers[t] for t in tiers if t in self.tiers), None)
         common = {"subscription_id": member_id, "external_account_id": patreon_user, "email": attrs.get("email"),
-                  "payer_id": patreon_user}
+                  "payer_id": patreon_user, "email_source": self._email_source(payload, patreon_user)}
         next_charge = _time(attrs.get("next_charge_date"))
         last_charge = _time(attrs.get("last_charge_date"))
         status = attrs.get("patron_status")
@@ -100,6 +105,16 @@ class PatreonProcessor(PaymentProcessor):
             return [SubscriptionEvent(kind=RENEWED, occurred_at=last_charge or received_at, product_id=product,
                                       period_end=next_charge, **common)]
         return []
+
+    @staticmethod
+    def _email_source(payload: dict, patreon_user) -> str:
+        """Vendor-verified only when the included Patreon user says ``is_email_verified``."""
+        included = payload.get("included") or []
+        for item in included if isinstance(included, list) else []:
+            if isinstance(item, dict) and item.get("type") == "user" and patreon_user and item.get("id") == patreon_user:
+                if mapping(item.get("attributes"), "attributes").get("is_email_verified") is True:
+                    return EMAIL_VENDOR_VERIFIED
+        return EMAIL_UNVERIFIED
 
     def cancellation_instructions(self, domain):
         return (f"Your {domain.display_name} membership is a Patreon membership. To cancel it, sign in at "

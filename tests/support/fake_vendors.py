@@ -230,6 +230,27 @@ class FakePayPal(FakeServer):
                            "resource": resource})
 
 
+# --- Helio --------------------------------------------------------------------------------
+
+
+class FakeHelio(FakeServer):
+    """Helio's charge API (``POST /v1/charge/api-key?apiKey=``, ``Authorization: Bearer
+    <secret>``): a single-use checkout page of a Pay Link, carrying ``additionalJSON``."""
+
+    def __init__(self, api_key: str, api_secret: str):
+        super().__init__()
+        self.api_key, self.api_secret = api_key, api_secret
+        self.charges: dict[str, dict] = {}  # charge token -> the request body
+
+        @self.route("POST", r"/v1/charge/api-key")
+        def charge(seen, _m):
+            if seen.query.get("apiKey") != self.api_key or seen.headers.get("authorization") != f"Bearer {self.api_secret}":
+                return 401, {"message": "unauthorized"}
+            token = str(uuid.uuid4())
+            self.charges[token] = seen.json
+            return 201, {"id": uuid.uuid4().hex[:24], "pageUrl": f"https://app.hel.io/charge/{token}"}
+
+
 # --- Patreon ------------------------------------------------------------------------------
 
 
@@ -238,15 +259,19 @@ def patreon_signature(secret: str, body: bytes) -> str:
 
 
 def patreon_member(member_id: str, patreon_user_id: str, email: str, status: str, tier_id: str | None,
-                   next_charge: str | None, last_charge: str | None, last_status: str = "Paid") -> str:
+                   next_charge: str | None, last_charge: str | None, last_status: str = "Paid",
+                   email_verified: bool | None = True) -> str:
     tiers = [{"id": tier_id, "type": "tier"}] if tier_id else []
+    user = {"id": patreon_user_id, "type": "user", "attributes": {"email": email}}
+    if email_verified is not None:
+        user["attributes"]["is_email_verified"] = email_verified
     return json.dumps({
         "data": {"id": member_id, "type": "member", "attributes": {
             "email": email, "patron_status": status, "next_charge_date": next_charge, "last_charge_date": last_charge,
             "last_charge_status": last_status, "currently_entitled_amount_cents": 500 if tier_id else 0},
             "relationships": {"user": {"data": {"id": patreon_user_id, "type": "user"}},
                               "currently_entitled_tiers": {"data": tiers}}},
-        "included": []})
+        "included": [user]})
 
 
 # --- ArkPay -------------------------------------------------------------------------------
@@ -340,6 +365,7 @@ class FakeCCBill(FakeServer):
         super().__init__()
         self.accnum, self.username, self.password = accnum, username, password
         self.statuses: dict[str, str] = {}  # subscription id -> "0" inactive, "1" cancelled, "2" active
+        self.records: dict[str, dict] = {}  # subscription id -> fields that differ from a clean record
 
         @self.route("GET", r"/utils/subscriptionManagement.cgi")
         def manage(seen, _m):
@@ -349,7 +375,10 @@ class FakeCCBill(FakeServer):
                 return 200, '"results"\n"-1"\n', {"Content-Type": "text/plain"}
             if q.get("action") != "viewSubscriptionStatus" or q.get("subscriptionId") not in self.statuses:
                 return 200, '"results"\n"0"\n', {"Content-Type": "text/plain"}
-            values = ("", "0", "", "99", "1", "0", "20260101120000", self.statuses[q["subscriptionId"]], "0", "0")
+            record = dict(zip(self.FIELDS, ("", "0", "", "99", "1", "0", "20260101120000",
+                                            self.statuses[q["subscriptionId"]], "0", "0")))
+            record.update(self.records.get(q["subscriptionId"], {}))
+            values = [record[name] for name in self.FIELDS]
             rows = "\n".join(",".join(f'"{v}"' for v in items) for items in (self.FIELDS, values))
             return 200, rows + "\n", {"Content-Type": "text/plain"}
 
