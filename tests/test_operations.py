@@ -78,7 +78,7 @@ def test_migrate_and_two_workers_beside_a_running_serve(tmp_path):
                 if proc.poll() is None:
                     proc.kill()
             if serve.poll() is None:
-                serve.kill()
+                stop(serve)  # SIGTERM: a failed test must not leave the embedded services running
     output = log.read_text()
     assert serve.returncode == 0, output
     assert took < 3, f"aimg serve took {took:.1f} s to stop"
