@@ -110,7 +110,7 @@ def list_self_folders(user: User, viewer: Viewer, args: dict) -> tuple[list[dict
     assert set(spec.equality) == {"user_id", "is_public", "is_deleted"}
     if args.get("folderIDs"):
         qs = qs.filter(id__in=args["folderIDs"][:MAX_BULK])
-    page = paginate(qs, "created_date", PageRequest.from_args(args), total_count=qs.count(),
+    page = paginate(qs, "created_date", PageRequest.from_args(args), total_count=qs.count,
                     transform=lambda f: folder_view(f, viewer))
     return page.items, page.metadata
 
@@ -122,7 +122,7 @@ def list_public_folders(viewer: Viewer, args: dict) -> tuple[list[dict], dict]:
         qs = Folder.objects(domain=viewer.domain, is_public=True, is_deleted=False)
     if args.get("folderIDs"):
         qs = qs.filter(id__in=args["folderIDs"][:MAX_BULK])
-    page = paginate(qs, "created_date", PageRequest.from_args(args), total_count=qs.count(),
+    page = paginate(qs, "created_date", PageRequest.from_args(args), total_count=qs.count,
                     transform=lambda f: folder_view(f, viewer))
     return page.items, page.metadata
 

@@ -164,9 +164,25 @@ def images(items: list[Item], viewer: Viewer) -> list[dict]:
 # --- one Item ------------------------------------------------------------------------------------
 
 
-def visible_item(item_id: str, viewer: Viewer) -> Item:
-    """The completed Item ``item_id`` if ``viewer`` may see it, else NotFound."""
-    item = Item.objects(id=item_id).first() if item_id else None
+def _item_with_reactions(item_id: str, viewer: Viewer) -> tuple[Item | None, dict[str, str]]:
+    """The Item and the viewer's reaction to it (as ``reactions_of`` gives it) in one round
+    trip: an aggregate with a ``$lookup`` into the reactions, instead of a find for each."""
+    if not item_id or viewer.user_id is None:
+        return (Item.objects(id=item_id).first() if item_id else None), {}
+    mine = [{"$match": {"user_id": viewer.user_id}}, {"$project": {"_id": 0, "kind": 1}}]
+    pipeline = [{"$match": {"_id": item_id}}, {"$limit": 1},
+                {"$lookup": {"from": Reaction._get_collection_name(), "localField": "_id", "foreignField": "item_id",
+                             "pipeline": mine, "as": "viewer_reaction"}}]
+    for son in Item._get_collection().aggregate(pipeline):
+        found = son.pop("viewer_reaction", None) or []
+        return Item._from_son(son), ({item_id: found[0]["kind"]} if found else {})
+    return None, {}
+
+
+def visible_item(item_id: str, viewer: Viewer, item: Item | None = None) -> Item:
+    """The completed Item ``item_id`` (or the ``item`` already read) if ``viewer`` may see it, else NotFound."""
+    if item is None:
+        item = Item.objects(id=item_id).first() if item_id else None
     if item is None or item.status != "completed" or (viewer.domain and item.domain != viewer.domain):
         raise NotFound("Item not found.")
     if item.is_deleted and not viewer.is_admin:
@@ -177,19 +193,20 @@ def visible_item(item_id: str, viewer: Viewer) -> Item:
 
 
 def get_item(item_id: str, viewer: Viewer) -> dict:
-    item = visible_item(item_id, viewer)
-    return image_view(item, viewer, reactions_of(viewer, [item.id]))
+    item, reactions = _item_with_reactions(item_id, viewer)
+    return image_view(visible_item(item_id, viewer, item), viewer, reactions)
 
 
 def get_item_details(item_id: str, viewer: Viewer, picture_of=None) -> dict:
     """ImageInfo; a view by anyone but the owner counts in ``viewCount``."""
-    item = visible_item(item_id, viewer)
+    item, reactions = _item_with_reactions(item_id, viewer)
+    item = visible_item(item_id, viewer, item)
     if not viewer.owns(item):
         Item.objects(id=item.id).update_one(inc__view_count=1)
         item.view_count += 1
     owner = User.objects(id=item.user_id).only("username", "profile_picture_file_id", "profile_picture_banned").first()
     picture = picture_of(owner) if (picture_of and owner is not None) else None
-    return image_info_view(item, viewer, reactions_of(viewer, [item.id]), owner, picture)
+    return image_info_view(item, viewer, reactions, owner, picture)
 
 
 def last_completed_item(viewer: Viewer, mtype: str | None) -> dict:
