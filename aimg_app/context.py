@@ -72,6 +72,20 @@ def _session_and_user(sid: str) -> tuple[Session | None, User | None]:
     return None, None
 
 
+def _stored(sid: str) -> tuple[Session | None, User | None]:
+    """``_session_and_user``, read once per request whoever asks first (a rate limit's key,
+    the view)."""
+    state = _state()
+    if state.get("stored_id") != sid:
+        state["stored_id"], state["stored"] = sid, _session_and_user(sid)
+    return state["stored"]
+
+
+def stored_session(sid: str) -> Session | None:
+    """The session ``sid`` as stored, None when there is none (nothing is created)."""
+    return _stored(sid)[0]
+
+
 def current_session(create: bool = True) -> Session | None:
     """The caller's session. An unknown (valid) id starts an anonymous session; with no
     header, ``create`` makes a new id (returned to the client in the payload)."""
@@ -81,7 +95,7 @@ def current_session(create: bool = True) -> Session | None:
     sid = session_id_header()
     session = user = None
     if sid is not None:
-        session, user = _session_and_user(sid)
+        session, user = _stored(sid)
         if session is not None and session.domain != domain().identifier:
             # A session belongs to one site; the same id on another site is refused, not shared.
             raise BadRequest("X-Session-ID belongs to another domain.")
