@@ -63,9 +63,10 @@ def _counting_postgres(found: Commands) -> Iterator[None]:
     import psycopg
 
     thread = threading.get_ident()
-    originals = {name: getattr(psycopg.Cursor, name) for name in ("execute", "executemany", "copy")}
+    originals = {(cls, name): getattr(cls, name) for cls in (psycopg.Cursor, psycopg.ServerCursor)
+                 for name in ("execute", "executemany", "copy") if name in vars(cls)}
 
-    def wrap(name, original):
+    def wrap(original):
         def counted(self, query, *args, **kwargs):
             if threading.get_ident() == thread:
                 text = query.as_string(self) if hasattr(query, "as_string") else str(query)
@@ -74,13 +75,13 @@ def _counting_postgres(found: Commands) -> Iterator[None]:
 
         return counted
 
-    for name, original in originals.items():
-        setattr(psycopg.Cursor, name, wrap(name, original))
+    for (cls, name), original in originals.items():
+        setattr(cls, name, wrap(original))
     try:
         yield
     finally:
-        for name, original in originals.items():
-            setattr(psycopg.Cursor, name, original)
+        for (cls, name), original in originals.items():
+            setattr(cls, name, original)
 
 
 @contextlib.contextmanager
