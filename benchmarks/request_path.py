@@ -10,8 +10,8 @@ session's document), writes on fresh data.
 
 Throughput: the API under gunicorn (``deploy/gunicorn.conf.py``, 2 processes) and a bare
 one-route Flask app returning a small JSON under the same gunicorn settings, each endpoint
-hit by wrk (16 connections, 5 s) in the same run; the bare app is measured before and after
-and the ratio taken to their mean. The machine may be shared and noisy: compare the ratios,
+hit by wrk (16 connections, 5 s) in the same run, each run followed by one of the bare app;
+the ratio is taken to that neighbour. The machine may be shared and noisy: compare the ratios,
 not the absolute figures, and on the embedded MongoDB-protocol server (mongoeco on SQLite)
 absolute figures are not MongoDB's.
 
@@ -239,17 +239,23 @@ def _gunicorn(env: dict, app_spec: str, port: int, log: Path) -> subprocess.Pope
 
 
 def throughput(env: dict, lib: dict, names: list[str], seconds: int, connections: int, log_dir: Path) -> list[tuple]:
+    """Each endpoint's wrk run followed by one of the bare app: a ratio is taken to the bare run
+    next to it, so a burst of load elsewhere on the machine touches both sides alike."""
     api_port, bare_port = _free_port(), _free_port()
     api = _gunicorn(env, "wsgi:app", api_port, log_dir / "api.log")
-    bare = _gunicorn(env, "benchmarks.request_path:bare_app()", bare_port, log_dir / "bare.log")
+    # its own metrics directory: gunicorn's start empties the one it is given
+    bare = _gunicorn({**env, "PROMETHEUS_MULTIPROC_DIR": str(log_dir / "bare-metrics")},
+                     "benchmarks.request_path:bare_app()", bare_port, log_dir / "bare.log")
+    rows = []
     try:
         by_name = {name: (path, headers) for name, path, headers in reads(lib)}
         _wrk(f"http://127.0.0.1:{bare_port}/ping", {}, 1, connections)  # warm both up
         _wrk(f"http://127.0.0.1:{api_port}/getModels", {}, 1, connections)
-        bare_before, _ = _wrk(f"http://127.0.0.1:{bare_port}/ping", {}, seconds, connections)
-        rates = {name: _wrk(f"http://127.0.0.1:{api_port}{by_name[name][0]}", by_name[name][1], seconds, connections)
-                 for name in names}
-        bare_after, _ = _wrk(f"http://127.0.0.1:{bare_port}/ping", {}, seconds, connections)
+        for name in names:
+            path, headers = by_name[name]
+            rate, bad = _wrk(f"http://127.0.0.1:{api_port}{path}", headers, seconds, connections)
+            bare_rate, _ = _wrk(f"http://127.0.0.1:{bare_port}/ping", {}, seconds, connections)
+            rows.append((name, rate, bad, bare_rate, rate / bare_rate, TARGETS.get(name)))
     finally:
         for proc in (api, bare):
             proc.terminate()
@@ -258,11 +264,6 @@ def throughput(env: dict, lib: dict, names: list[str], seconds: int, connections
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    bare_rate = (bare_before + bare_after) / 2
-    rows = [("bare Flask app", bare_rate, 0, 1.0, None, f"before {bare_before:.0f}, after {bare_after:.0f}")]
-    for name in names:
-        rate, bad = rates[name]
-        rows.append((name, rate, bad, rate / bare_rate, TARGETS.get(name), ""))
     return rows
 
 
@@ -307,12 +308,12 @@ def main(argv=None) -> int:
         log_dir = data_dir / "logs"
         log_dir.mkdir(exist_ok=True)
         print(f"\nwrk: {args.connections} connections, {args.seconds} s each; gunicorn 2 processes (deploy/gunicorn.conf.py)")
-        print(f"{'endpoint':28} {'req/s':>8} {'non-2xx':>8} {'× bare':>7} {'target':>7}")
-        for name, rate, bad, ratio, target, note in throughput(env, lib, names, args.seconds, args.connections,
-                                                               log_dir):
+        print(f"{'endpoint':28} {'req/s':>8} {'non-2xx':>8} {'bare':>8} {'× bare':>7} {'target':>7}")
+        for name, rate, bad, bare_rate, ratio, target in throughput(env, lib, names, args.seconds, args.connections,
+                                                                    log_dir):
             mark = "" if target is None else ("ok" if ratio >= target else "BELOW")
             target_text = f"≥{target:.2f}" if target is not None else ""
-            print(f"{name:28} {rate:>8.0f} {bad:>8} {ratio:>7.3f} {target_text:>7} {mark} {note}")
+            print(f"{name:28} {rate:>8.0f} {bad:>8} {bare_rate:>8.0f} {ratio:>7.3f} {target_text:>7} {mark}")
         return 0
     finally:
         launcher.stop()
