@@ -179,10 +179,12 @@ def _item_with_reactions(item_id: str, viewer: Viewer) -> tuple[Item | None, dic
     return None, {}
 
 
-def visible_item(item_id: str, viewer: Viewer, item: Item | None = None) -> Item:
-    """The completed Item ``item_id`` (or the ``item`` already read) if ``viewer`` may see it, else NotFound."""
-    if item is None:
-        item = Item.objects(id=item_id).first() if item_id else None
+def visible_item(item_id: str, viewer: Viewer) -> Item:
+    """The completed Item ``item_id`` if ``viewer`` may see it, else NotFound."""
+    return _visible(Item.objects(id=item_id).first() if item_id else None, viewer)
+
+
+def _visible(item: Item | None, viewer: Viewer) -> Item:
     if item is None or item.status != "completed" or (viewer.domain and item.domain != viewer.domain):
         raise NotFound("Item not found.")
     if item.is_deleted and not viewer.is_admin:
@@ -194,13 +196,13 @@ def visible_item(item_id: str, viewer: Viewer, item: Item | None = None) -> Item
 
 def get_item(item_id: str, viewer: Viewer) -> dict:
     item, reactions = _item_with_reactions(item_id, viewer)
-    return image_view(visible_item(item_id, viewer, item), viewer, reactions)
+    return image_view(_visible(item, viewer), viewer, reactions)
 
 
 def get_item_details(item_id: str, viewer: Viewer, picture_of=None) -> dict:
     """ImageInfo; a view by anyone but the owner counts in ``viewCount``."""
     item, reactions = _item_with_reactions(item_id, viewer)
-    item = visible_item(item_id, viewer, item)
+    item = _visible(item, viewer)
     if not viewer.owns(item):
         Item.objects(id=item.id).update_one(inc__view_count=1)
         item.view_count += 1
