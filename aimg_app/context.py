@@ -59,6 +59,33 @@ def session_id_header() -> str | None:
         raise BadRequest("X-Session-ID must be a valid UUID.") from None
 
 
+def _session_and_user(sid: str) -> tuple[Session | None, User | None]:
+    """The session ``sid`` and the user it names, in one round trip: an aggregate on the
+    sessions with a ``$lookup`` into the users (by ``_id``, so one index probe), instead of
+    a find for each. Whether that user is still signed in is ``current_user``'s rule."""
+    pipeline = [{"$match": {"_id": sid}}, {"$limit": 1},
+                {"$lookup": {"from": User._get_collection_name(), "localField": "user_id", "foreignField": "_id",
+                             "as": "user"}}]
+    for son in Session._get_collection().aggregate(pipeline):
+        users = son.pop("user", None) or []
+        return Session._from_son(son), (User._from_son(users[0]) if users else None)
+    return None, None
+
+
+def _stored(sid: str) -> tuple[Session | None, User | None]:
+    """``_session_and_user``, read once per request whoever asks first (a rate limit's key,
+    the view)."""
+    state = _state()
+    if state.get("stored_id") != sid:
+        state["stored_id"], state["stored"] = sid, _session_and_user(sid)
+    return state["stored"]
+
+
+def stored_session(sid: str) -> Session | None:
+    """The session ``sid`` as stored, None when there is none (nothing is created)."""
+    return _stored(sid)[0]
+
+
 def current_session(create: bool = True) -> Session | None:
     """The caller's session. An unknown (valid) id starts an anonymous session; with no
     header, ``create`` makes a new id (returned to the client in the payload)."""
@@ -66,9 +93,9 @@ def current_session(create: bool = True) -> Session | None:
     if "session" in state:
         return state["session"]
     sid = session_id_header()
-    session = None
+    session = user = None
     if sid is not None:
-        session = Session.objects(id=sid).first()
+        session, user = _stored(sid)
         if session is not None and session.domain != domain().identifier:
             # A session belongs to one site; the same id on another site is refused, not shared.
             raise BadRequest("X-Session-ID belongs to another domain.")
@@ -77,11 +104,12 @@ def current_session(create: bool = True) -> Session | None:
         try:
             session.save(force_insert=True)
         except me.NotUniqueError:  # a parallel request created it first
-            session = Session.objects(id=session.id).first()
+            session, user = _session_and_user(session.id)
     elif session is not None and utcnow() - (session.updated_date or dt.datetime.min) > LAST_SEEN_RESOLUTION:
         # Last-seen at a minute's resolution: a read does not cost a write each time.
         Session.objects(id=session.id).update_one(set__updated_date=utcnow())
     state["session"] = session
+    state["session_user"] = (session.user_id if session else None, user)  # whom the join was for
     return session
 
 
@@ -138,7 +166,9 @@ def current_user(required: bool = True) -> User | None:
         session = current_session(create=False) if session_id_header() else None
         user = None
         if session is not None and session.user_id:
-            user = User.objects(id=session.user_id).first()
+            joined_for, user = state.get("session_user", (None, None))
+            if joined_for != session.user_id:  # signed in during this request: not the joined user
+                user = User.objects(id=session.user_id).first()
             if user is not None and (user.is_disabled or (session.auth_epoch or 0) < (user.auth_epoch or 0)):
                 user = None  # disabled, or signed in before a credential change
         state["user"] = user

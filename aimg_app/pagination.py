@@ -41,9 +41,12 @@ class Page:
     metadata: dict[str, Any]
 
 
-def paginate(queryset, field: str, page: PageRequest, *, total_count: int | None = None,
+def paginate(queryset, field: str, page: PageRequest, *, total_count: int | Callable[[], int] | None = None,
              pro_limit_hit: bool | None = None, transform: Callable[[Any], Any] | None = None) -> Page:
     """One page of ``queryset`` (a mongoengine QuerySet), ordered by the datetime ``field``.
+
+    ``total_count`` may be a function (a count query): it is not called when the page holds
+    the whole list (first page, nothing more), whose length is then the total.
 
     A page never ends in the middle of a run of items sharing the same reference
     millisecond when it can avoid it: since the next page starts strictly after the index,
@@ -74,6 +77,9 @@ def paginate(queryset, field: str, page: PageRequest, *, total_count: int | None
     }
     if page.skip_count is not None:
         metadata["skipCount"] = page.skip_count
+    if callable(total_count):
+        whole_list = page.pagination_index is None and not page.skip_count and not has_more
+        total_count = len(items) if whole_list else total_count()
     if total_count is not None:
         metadata["totalCount"] = total_count
     if pro_limit_hit is not None:

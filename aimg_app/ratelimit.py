@@ -34,14 +34,14 @@ def client_key() -> str:
 def _existing_session() -> tuple[str, str | None] | None:
     """(canonical id, user id) of the session the X-Session-ID names, when we hold it; None
     for a fresh or malformed id (a fresh id is free to mint, so it keys nothing)."""
-    from .models import Session
+    from . import context
 
     raw = (request.headers.get("X-Session-ID") or "").strip()
     try:
         sid = str(uuid.UUID(raw))
     except ValueError:
         return None
-    found = Session.objects(id=sid).only("id", "user_id").first()
+    found = context.stored_session(sid)  # the view's read too: one per request
     return (sid, found.user_id) if found is not None else None
 
 

@@ -34,6 +34,8 @@ class AdminSessionInterface(SecureCookieSessionInterface):
     building an app that serves no request reads no secret), for ``/admin`` only."""
 
     def open_session(self, app, request):
+        if not request.path.startswith(URL_PREFIX):
+            return self.make_null_session(app)  # the cookie is never sent there; the API has no session
         if not app.secret_key:
             app.secret_key = derived_secret("session")
         return super().open_session(app, request)

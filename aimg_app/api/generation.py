@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 
-from flask import request
+from flask import current_app, request
 from marshmallow import Schema, fields, validate
 from marshmallow.utils import get_value
 
@@ -191,13 +191,23 @@ class ModelSchema(ContractSchema):
     wikiURL = derived(fields.String, lambda m: m.wiki_url or None)
 
 
+ModelsResponse = envelope("ModelsResponse", fields.List(fields.Nested(ModelSchema)))
+
+
 @blp.route("/getModels", methods=["GET"])
 @blp.arguments(ModelIdsArgs, location="query")
-@blp.response(200, envelope("ModelsResponse", fields.List(fields.Nested(ModelSchema))))
+@blp.response(200, ModelsResponse)
 def get_models(args):
     """The generation Models, in the order to show them."""
     ids = args.get("modelIDs") or None
-    return ok(generation_service.list_models(context.resources(), ids))
+    if ids is not None:
+        return ok(generation_service.list_models(context.resources(), ids))
+    # The models are fixed when the process starts: the full list (what a front-end asks for on
+    # every page load) is serialised once, by the same schema, and kept.
+    if "aimg.models_answer" not in current_app.extensions:
+        body = ModelsResponse().dump(ok(generation_service.list_models(context.resources(), None)))
+        current_app.extensions["aimg.models_answer"] = current_app.json.dumps(body)
+    return current_app.response_class(current_app.extensions["aimg.models_answer"], mimetype="application/json")
 
 
 class QueueLengthSchema(Schema):

@@ -106,7 +106,7 @@ def list_self_folders(user: User, viewer: Viewer, args: dict) -> tuple[list[Show
     assert set(spec.equality) == {"user_id", "is_public", "is_deleted"}
     if args.get("folderIDs"):
         qs = qs.filter(id__in=args["folderIDs"][:MAX_BULK])
-    page = paginate(qs, "created_date", PageRequest.from_args(args), total_count=qs.count(),
+    page = paginate(qs, "created_date", PageRequest.from_args(args), total_count=qs.count,
                     transform=lambda f: ShownFolder(f, viewer))
     return page.items, page.metadata
 
@@ -118,7 +118,7 @@ def list_public_folders(viewer: Viewer, args: dict) -> tuple[list[ShownFolder], 
         qs = Folder.objects(domain=viewer.domain, is_public=True, is_deleted=False)
     if args.get("folderIDs"):
         qs = qs.filter(id__in=args["folderIDs"][:MAX_BULK])
-    page = paginate(qs, "created_date", PageRequest.from_args(args), total_count=qs.count(),
+    page = paginate(qs, "created_date", PageRequest.from_args(args), total_count=qs.count,
                     transform=lambda f: ShownFolder(f, viewer))
     return page.items, page.metadata
 

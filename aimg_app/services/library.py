@@ -126,9 +126,27 @@ def shown(items: list[Item], viewer: Viewer) -> list[ShownItem]:
 # --- one Item ------------------------------------------------------------------------------------
 
 
+def _item_with_reaction(item_id: str, viewer: Viewer) -> tuple[Item | None, str | None]:
+    """The Item and the viewer's reaction to it in one round trip: an aggregate with a
+    ``$lookup`` into the reactions, instead of a find for each."""
+    if not item_id or viewer.user_id is None:
+        return (Item.objects(id=item_id).first() if item_id else None), None
+    mine = [{"$match": {"user_id": viewer.user_id}}, {"$project": {"_id": 0, "kind": 1}}]
+    pipeline = [{"$match": {"_id": item_id}}, {"$limit": 1},
+                {"$lookup": {"from": Reaction._get_collection_name(), "localField": "_id", "foreignField": "item_id",
+                             "pipeline": mine, "as": "viewer_reaction"}}]
+    for son in Item._get_collection().aggregate(pipeline):
+        found = son.pop("viewer_reaction", None) or []
+        return Item._from_son(son), (found[0]["kind"] if found else None)
+    return None, None
+
+
 def visible_item(item_id: str, viewer: Viewer) -> Item:
     """The completed Item ``item_id`` if ``viewer`` may see it, else NotFound."""
-    item = Item.objects(id=item_id).first() if item_id else None
+    return _visible(Item.objects(id=item_id).first() if item_id else None, viewer)
+
+
+def _visible(item: Item | None, viewer: Viewer) -> Item:
     if item is None or item.status != "completed" or (viewer.domain and item.domain != viewer.domain):
         raise NotFound("Item not found.")
     if item.is_deleted and not viewer.is_admin:
@@ -139,18 +157,20 @@ def visible_item(item_id: str, viewer: Viewer) -> Item:
 
 
 def get_item(item_id: str, viewer: Viewer) -> ShownItem:
-    return shown([visible_item(item_id, viewer)], viewer)[0]
+    item, reaction = _item_with_reaction(item_id, viewer)
+    return ShownItem(_visible(item, viewer), viewer, reaction)
 
 
 def get_item_details(item_id: str, viewer: Viewer, picture_of=None) -> ShownItem:
     """ImageInfo; a view by anyone but the owner counts in ``viewCount``."""
-    item = visible_item(item_id, viewer)
+    item, reaction = _item_with_reaction(item_id, viewer)
+    item = _visible(item, viewer)
     if not viewer.owns(item):
         Item.objects(id=item.id).update_one(inc__view_count=1)
         item.view_count += 1
     owner = User.objects(id=item.user_id).only("username", "profile_picture_file_id", "profile_picture_banned").first()
     picture = picture_of(owner) if (picture_of and owner is not None) else None
-    return ShownItem(item, viewer, reactions_of(viewer, [item.id]).get(item.id), owner=owner, picture=picture)
+    return ShownItem(item, viewer, reaction, owner=owner, picture=picture)
 
 
 def last_completed_item(viewer: Viewer, mtype: str | None) -> ShownItem:

@@ -1,0 +1,148 @@
+"""The request path's cost in MongoDB commands (a count, the same on any machine), and that
+reading the session and its user in one round trip still signs a session out on the very next
+request after a sign-out, a password change, a disable or a deletion: nothing is cached
+between requests, so every API process sees the change at once."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from aimg_app.models import Session
+from tests.conftest import ADMIN_HEADERS, STRONG_PASSWORD, assert_error, assert_ok, new_session_headers, sign_up
+from tests.library_helpers import make_items, publish, set_user_fields
+from tests.support import commands
+
+commands.install()  # before the module's application connects
+
+
+@pytest.fixture(scope="module")
+def app(make_app):
+    return make_app()
+
+
+def post(client, who, path, **body):
+    return assert_ok(client.post(path, json=body, headers=who["headers"]))["payload"]
+
+
+@pytest.fixture(scope="module")
+def library(app):
+    """A user with Items (one liked), folders with Items in them, and another user's public Item."""
+    client = app.test_client()
+    owner, other = sign_up(client), sign_up(client)
+    items = make_items(app, owner["user_id"], 5)
+    folders = [post(client, owner, "/createSelfFolder", name=f"f{n}")["id"] for n in range(3)]
+    post(client, owner, "/addImagesToSelfFolder", folderID=folders[0], imageIDs=items[:2])
+    post(client, owner, "/likeItems", imageIDs=[items[0]])
+    [public] = make_items(app, other["user_id"])
+    publish(client, other, public)
+    post(client, owner, "/dislikeItems", imageIDs=[public])
+    return {"owner": owner, "items": items, "public": public}
+
+
+READS = [
+    # (endpoint, query, the most MongoDB commands it may cost)
+    ("/getSelfUser", {}, 2),
+    ("/getItem", {"imageID": "own"}, 2),
+    ("/getItem", {"imageID": "public"}, 2),
+    ("/getMyCreations", {}, 3),
+    ("/getMyCreations", {"folderID": "root"}, 3),
+    ("/getSelfFolders", {}, 3),
+]
+
+
+@pytest.mark.parametrize("path, query, most", READS, ids=[f"{p}{sorted(q.values())}" for p, q, _ in READS])
+def test_an_authenticated_read_costs_at_most_its_bound_and_writes_nothing(app, library, path, query, most):
+    client = app.test_client()
+    ids = {"own": library["items"][0], "public": library["public"]}
+    query = {k: ids.get(v, v) for k, v in query.items()}
+    for _ in range(2):  # the first call and a repeated one alike
+        with commands.counting() as sent:
+            body = assert_ok(client.get(path, query_string=query, headers=library["owner"]["headers"]))
+        assert len(sent.mongo) <= most, sent.mongo
+        assert sent.mongo_writes == [], sent.mongo
+    if path == "/getSelfUser":
+        assert body["payload"]["isAuthenticated"] is True
+    elif path == "/getItem":  # the viewer's reaction comes with the Item
+        liked = query["imageID"] == library["items"][0]
+        assert (body["payload"]["isLiked"], body["payload"]["isDisliked"]) == (liked, not liked)
+    elif path == "/getMyCreations":
+        assert len(body["payload"]) == (3 if query else 5)
+        assert [i["isLiked"] for i in body["payload"]].count(True) == (0 if query else 1)
+    else:
+        assert body["metadata"]["totalCount"] == len(body["payload"]) == 3
+
+
+def test_last_seen_is_written_at_most_once_a_minute(app, library):
+    client = app.test_client()
+    headers = library["owner"]["headers"]
+    with app.app_context():
+        app.extensions["aimg"].connect_mongo()
+        Session.objects(id=headers["X-Session-ID"]).update_one(
+            set__updated_date=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(minutes=5))
+    writes = []
+    for _ in range(3):
+        with commands.counting() as sent:
+            assert_ok(client.get("/getSelfUser", headers=headers))
+        writes.append(sent.mongo_writes)
+    assert writes == [[("update", "sessions")], [], []]
+
+
+def test_a_list_of_several_pages_still_counts_everything(app, library):
+    client = app.test_client()
+    body = assert_ok(client.get("/getSelfFolders", query_string={"limit": 2}, headers=library["owner"]["headers"]))
+    assert len(body["payload"]) == 2 and body["metadata"]["totalCount"] == 3
+    nxt = assert_ok(client.get("/getSelfFolders", query_string={"limit": 2, "paginationIndex":
+                                                                 body["metadata"]["nextPaginationIndex"]},
+                               headers=library["owner"]["headers"]))
+    assert len(nxt["payload"]) == 1 and nxt["metadata"]["totalCount"] == 3
+
+
+def signed_in(client, who) -> bool:
+    return assert_ok(client.get("/getSelfUser", headers=who["headers"]))["payload"]["isAuthenticated"]
+
+
+def test_sign_out_takes_effect_on_the_next_request(client):
+    user = sign_up(client)
+    assert signed_in(client, user)
+    assert post(client, user, "/signOutUser")["success"] is True
+    assert not signed_in(client, user)
+    assert_error(client.get("/getMyCreations", headers=user["headers"]), 401)
+
+
+def test_a_password_change_signs_the_other_sessions_out_on_their_next_request(client):
+    user = sign_up(client)
+    elsewhere = {"headers": new_session_headers()}
+    assert_ok(client.post("/authenticateUser", json={"email": user["email"], "password": STRONG_PASSWORD},
+                          headers=elsewhere["headers"]))
+    assert signed_in(client, elsewhere)
+    post(client, user, "/setSelfUserProperties", password=STRONG_PASSWORD + "2")
+    assert not signed_in(client, elsewhere)
+    assert_error(client.get("/getSelfFolders", headers=elsewhere["headers"]), 401)
+    assert signed_in(client, user)  # the session that changed it stays signed in
+
+
+def test_disabling_or_deleting_a_user_takes_effect_on_the_next_request(app, client):
+    disabled, deleted = sign_up(client), sign_up(client)
+    assert signed_in(client, disabled) and signed_in(client, deleted)
+    set_user_fields(app, disabled["user_id"], is_disabled=True)
+    assert not signed_in(client, disabled)
+    assert_error(client.get("/getMyCreations", headers=disabled["headers"]), 401)
+    assert_ok(client.delete("/deleteUser", query_string={"userID": deleted["user_id"]},
+                            headers={**ADMIN_HEADERS, **new_session_headers()}))
+    assert not signed_in(client, deleted)
+
+
+def test_a_session_signed_in_under_an_older_credential_epoch_is_signed_out(app, client):
+    user = sign_up(client)
+    assert signed_in(client, user)
+    set_user_fields(app, user["user_id"], auth_epoch=7)  # as a credential change in flight would leave it
+    assert not signed_in(client, user)
+    assert_error(client.get("/getMyCreations", headers=user["headers"]), 401)
+
+
+def test_an_unknown_session_id_starts_an_anonymous_session(client):
+    headers = new_session_headers()
+    body = assert_ok(client.get("/getSelfUser", headers=headers))["payload"]
+    assert body["sessionID"] == headers["X-Session-ID"] and body["isAuthenticated"] is False
+    assert assert_ok(client.get("/getSelfUser", headers=headers))["payload"]["sessionID"] == headers["X-Session-ID"]
