@@ -316,3 +316,127 @@ def test_a_comfyui_restart_loses_no_job(app, client, pro, pool):
     assert User.objects(id=pro["user_id"]).first().item_count == 3
     for item in items:
         assert StoredFile.objects(id__startswith=item.id).count() == 1
+
+
+def _workflow_status(client, user, answer) -> dict:
+    return assert_ok(client.get(f"/2/getWorkflowStatus?workflowId={answer['workflowId']}",
+                                headers=user["headers"]))["payload"]
+
+
+def test_every_submission_counts_towards_the_attempt_limit(app, client, pro, pool):
+    settings = app.extensions["aimg"].settings
+    for fake in pool:
+        fake.inject("crash")  # each server dies under the run it was given
+    settings.comfyui_max_attempts = 2
+    try:
+        answer = _enqueue(client, pro)
+        work(app)
+    finally:
+        settings.comfyui_max_attempts = 3
+    status = _workflow_status(client, pro, answer)
+    assert status["state"] == "error", status
+    message = status["errorMessage"]
+    assert "after 2 attempts" in message and "ComfyUI closed the connection" in message, message
+    assert any("trying again (attempt 2 of 2)" in line for line in status["log"]), status["log"]
+    assert _state(answer).attempts == 2  # the second submission counted
+    assert sum(f.stats.prompts_accepted for f in pool) == 2  # bounded: no third
+    (item,) = _items(answer)
+    assert item.status == "failed" and item.error_message == message
+
+
+def test_after_a_restart_the_runs_go_back_in_their_order_at_once(app, client, pro, pool):
+    comfy = pool[0]
+    pool[1].stop()
+    app.extensions["aimg"].settings.comfyui_urls = (comfy.url,)
+    comfy.inject("hang")  # the run on the GPU when it dies; two more wait in ComfyUI's queue
+    answers = [_enqueue(client, pro) for _ in range(3)]
+    with Slots(app, slots=3):
+        wait_for(lambda: comfy.running is not None and len(comfy.pending) == 2)
+        queue_order = [comfy.running.extra_data["client_id"]] + [p.extra_data["client_id"] for p in comfy.pending]
+        comfy.stop()
+        time.sleep(1.5)  # every run has seen its server die, and waits
+        restarted = FakeComfyUI(port=comfy.port, render_seconds=0.02).start()
+        back_at = time.time()
+        try:
+            wait_for(lambda: all(_state(a).state == "completed" for a in answers), timeout_s=30)
+        finally:
+            restarted.stop()
+    states = [_state(a) for a in answers]
+    accepted = {s.id: restarted.stats.accepted_at[s.prompt_id] for s in states}
+    assert sorted(accepted, key=accepted.get) == queue_order  # the executing run first, then the queue
+    assert min(accepted.values()) - back_at < 1.0, min(accepted.values()) - back_at  # no backoff on top
+    for state in states:
+        (item,) = Item.objects(id__in=state.item_ids)
+        assert item.status == "completed" and item.started_date is not None
+        assert state.start_time <= item.started_date <= item.completed_date
+
+
+def test_no_reader_sees_a_finished_item_under_a_running_run(app, client, pro, pool):
+    seen = []
+    for _ in range(4):
+        answer = _enqueue(client, pro, batchSize=3)
+        stop = threading.Event()
+
+        def read():
+            while not stop.is_set():
+                item = assert_ok(client.get(f"/getItemStatus?imageID={answer['itemIds'][0]}",
+                                            headers=pro["headers"]))["payload"]
+                if item["status"] == "completed":  # the first Item completed: its run is over too
+                    seen.append(_workflow_status(client, pro, answer)["state"])
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        try:
+            work(app)
+            time.sleep(0.1)
+        finally:
+            stop.set()
+            reader.join()
+    assert seen and set(seen) == {"completed"}, seen
+
+
+def test_a_worker_keeps_its_connections_to_a_server(app, client, pro, pool):
+    comfy = pool[0]
+    pool[1].stop()
+    app.extensions["aimg"].settings.comfyui_urls = (comfy.url,)
+    with Slots(app, slots=1):
+        for _round in range(2):  # at most 3 at a time on this plan
+            answers = [_enqueue(client, pro) for _ in range(3)]
+            wait_for(lambda: all(_state(a).state == "completed" for a in answers), timeout_s=30)
+    # one slot, one client: its few connections serve every run (health, prompt, history, files)
+    assert len(comfy.stats.connections) <= 2, comfy.stats.connections
+    assert comfy.stats.prompts_accepted == 6
+
+
+def test_a_prompt_that_ran_while_no_worker_followed_it_says_when_it_started(app, client, pro, pool, services):
+    import urllib.request
+
+    comfy = pool[0]
+    pool[1].stop()
+    app.extensions["aimg"].settings.comfyui_urls = (comfy.url,)
+    comfy.inject("hang")
+    # generateImage: a model the worker process has (the test plugins are this process's only)
+    answers = [assert_ok(client.post("/generateImage", json={"prompt": f"run {n}", "steps": 5},
+                                     headers=pro["headers"]))["payload"] for n in range(2)]
+    answers = [{"itemIds": [a["imageID"]], "workflowId": Item.objects(id=a["imageID"]).first().workflow_id}
+               for a in answers]
+    process = _worker_process(app, services)
+    try:
+        wait_for(lambda: comfy.running is not None and len(comfy.pending) == 1
+                 and all(_state(a).prompt_id for a in answers), timeout_s=60)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    queued = next(a for a in answers if _state(a).id == comfy.pending[0].extra_data["client_id"])
+    # the executing prompt stops: the queued one runs to its end while no worker follows it
+    urllib.request.urlopen(urllib.request.Request(f"{comfy.url}/interrupt", data=b"", method="POST"), timeout=5)
+    wait_for(lambda: _state(queued).prompt_id in comfy.history, timeout_s=10)
+    time.sleep(app.extensions["aimg"].settings.generation_lease_s + 0.5)  # the leases lapse
+    assert len(jobs.requeue_stale_runs(app.extensions["aimg"])) == 2
+    work(app)
+    (item,) = _items(queued)
+    assert item.status == "completed", item.error_message
+    assert item.started_date is not None and _state(queued).start_time <= item.started_date <= item.completed_date
+    assert comfy.stats.executed == 2 + 1  # the interrupted one went again; the finished one was resumed

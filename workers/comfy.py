@@ -1,8 +1,11 @@
 """Running one graph on a pool of ComfyUI servers, through comfy-api-client.
 
 The pool picks a healthy server (``/system_stats`` answers, cached in Redis so every worker
-shares what it learnt) with the fewest runs in flight; a server that fails is marked down
-for a while and the run moves on to another. Faults are classified:
+shares what it learnt, one probe at a time per server) with the fewest runs in flight; a
+server that fails is marked down for a while and the run moves on to another. Runs waiting
+for a server go to it in the order they started (a line per server in Redis), so after a
+restart the run that was executing goes back first. Each event loop (a worker's slot) keeps
+one HTTP client per server, so runs reuse its connections. Faults are classified:
 
 - ``Rejected``: ComfyUI refused the graph (400): the user's fault, never retried;
 - ``RunFailed``: ComfyUI accepted it but a node raised (``execution_error``): not retried;
@@ -18,6 +21,7 @@ import logging
 import random
 import time
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
@@ -30,20 +34,42 @@ log = logging.getLogger("aimg.worker.comfy")
 
 POLL_S = 2.0  # how often the history is checked when the WebSocket is quiet
 HEALTH_TIMEOUT_S = 5.0
-DOWN_RETRY_S = 2.0  # a server that failed is asked again after this long
-WAIT_POLL_S = 0.5  # how often a run waiting for a server looks again
+# A server that failed is asked again after this long. Short: a restarted server is taken
+# back within about this long (one probe per server at a time, so it costs little).
+DOWN_RETRY_S = 0.5
+WAIT_POLL_S = 0.1  # how often a run waiting for a server (or its turn) looks again (Redis only)
+LINE_ALIVE_S = 5.0  # a waiting run's place in line lapses this long after its worker last looked
 
 
 _ssl_context = None
 
 
 def http_client(timeout: float) -> httpx.AsyncClient:
-    """An HTTP client for ComfyUI. The TLS context is built once: loading the CA bundle
-    costs tens of milliseconds, which every run would otherwise pay twice."""
+    """A new HTTP client for ComfyUI (for a one-off call on its own event loop). The TLS
+    context is built once: loading the CA bundle costs tens of milliseconds."""
     global _ssl_context
     if _ssl_context is None:
         _ssl_context = httpx.create_ssl_context()
     return httpx.AsyncClient(timeout=timeout, verify=_ssl_context)
+
+
+# One client per server per event loop (an httpx client belongs to the loop it runs on; a
+# worker's slot keeps its loop across jobs), so runs reuse connections instead of opening
+# new ones (TCP and, for https, TLS) for every run, health probe and download.
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, httpx.AsyncClient]]" = \
+    weakref.WeakKeyDictionary()
+
+
+_background: set[asyncio.Task] = set()
+
+
+def shared_client(url: str, timeout: float) -> httpx.AsyncClient:
+    """This event loop's HTTP client for the server ``url``."""
+    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
+    client = per_loop.get(url)
+    if client is None or client.is_closed:
+        client = per_loop[url] = http_client(timeout)
+    return client
 
 
 class ComfyError(Exception):
@@ -205,21 +231,40 @@ class ComfyPool:
         self.redis.delete(self._key("up", url))
 
     async def healthy(self, url: str) -> bool:
-        if self.redis.exists(self._key("down", url)):
-            return False
-        if self.redis.exists(self._key("up", url)):
-            return True
+        """Whether ``url`` answers, as last seen within the health TTL; else probed now, by
+        one caller at a time (the others wait for its answer instead of probing too)."""
+        while True:
+            down, up = self.redis.exists(self._key("down", url)), self.redis.exists(self._key("up", url))
+            if down or up:
+                return bool(up) and not down
+            if self.redis.set(self._key("probing", url), "1", nx=True, px=int(HEALTH_TIMEOUT_S * 1000) + 500):
+                break
+            await asyncio.sleep(0.01)
         try:
-            async with http_client(timeout=HEALTH_TIMEOUT_S) as http:
-                await AimgComfyClient(url, http).get_system_stats()
+            return await self._probe(url)
+        finally:
+            self.redis.delete(self._key("probing", url))
+
+    async def _probe(self, url: str) -> bool:
+        try:
+            response = await shared_client(url, self.http_timeout_s).get(f"{url}/system_stats",
+                                                                          timeout=HEALTH_TIMEOUT_S)
+            response.raise_for_status()
         except Exception:  # noqa: BLE001 - any failure to answer is "down"
             log.warning("ComfyUI server is down", extra={"server": url})
             self.mark_down(url)
             return False
-        self.redis.set(self._key("up", url), "1", px=int(self.health_ttl_s * 1000))
         caps = self.capabilities(url)
-        if caps is None or time.time() - caps.get("at", 0) > CAPS_REFRESH_S:
+        if caps is None:  # never read: routing needs it now
             await self.refresh_capabilities(url)
+        elif time.time() - caps.get("at", 0) > CAPS_REFRESH_S and self.redis.set(
+                self._key("caps-refresh", url), "1", nx=True, px=int(CAPS_REFRESH_S * 1000)):
+            # Known but old: read again beside the run, not before it (a real server's
+            # /object_info takes a second or so; what a server has rarely changes).
+            task = asyncio.ensure_future(self.refresh_capabilities(url))
+            _background.add(task)  # a task nothing refers to may be collected before it ends
+            task.add_done_callback(_background.discard)
+        self.redis.set(self._key("up", url), "1", px=int(self.health_ttl_s * 1000))
         return True
 
     def capabilities(self, url: str) -> dict | None:
@@ -229,10 +274,9 @@ class ComfyPool:
 
     async def refresh_capabilities(self, url: str) -> dict | None:
         try:
-            async with http_client(timeout=self.http_timeout_s) as http:
-                response = await http.get(f"{url}/object_info")
-                response.raise_for_status()
-                caps = capabilities_from(response.json())
+            response = await shared_client(url, self.http_timeout_s).get(f"{url}/object_info")
+            response.raise_for_status()
+            caps = capabilities_from(response.json())
         except Exception:  # noqa: BLE001 - an old server without it: route there as before
             log.warning("could not read /object_info", extra={"server": url})
             return None
@@ -263,6 +307,48 @@ class ComfyPool:
             gaps = list(dict.fromkeys(g for found in lacking.values() for g in found))
             raise NoServerHas("No generation server has what this workflow needs: " + ", ".join(gaps) + ".")
         return None
+
+    # --- the line of runs waiting for a server: earliest started first --------------------
+
+    def able(self, needs) -> list[str]:
+        """The servers that may run a graph with ``needs`` (as far as is known)."""
+        return [u for u in self.urls if not (needs and (caps := self.capabilities(u)) is not None and missing(caps, needs))]
+
+    def join_line(self, urls: list[str], member: str, order: float) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for url in urls:
+            pipe.zadd(self._key("line", url), {member: order})
+        pipe.set(self._key("waiter", member), "1", px=int(LINE_ALIVE_S * 1000))
+        pipe.execute()
+
+    def stay_in_line(self, member: str) -> None:
+        self.redis.set(self._key("waiter", member), "1", px=int(LINE_ALIVE_S * 1000))
+
+    def leave_line(self, urls: list[str], member: str) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for url in urls:
+            pipe.zrem(self._key("line", url), member)
+        pipe.delete(self._key("waiter", member))
+        pipe.execute()
+
+    def first_in_line(self, url: str, member: str, order: float) -> bool:
+        """Whether no run that started before (``order``, then id) still waits for ``url``.
+        A waiter whose worker stopped looking (died) leaves the line here."""
+        line = self._key("line", url)
+        ahead = [(m.decode() if isinstance(m, bytes) else m, score)
+                 for m, score in self.redis.zrangebyscore(line, "-inf", order, withscores=True)]
+        ahead = [m for m, score in ahead if m != member and (score < order or m < member)]
+        if not ahead:
+            return True
+        alive = self.redis.exists(*[self._key("waiter", m) for m in ahead])
+        if alive:
+            if alive < len(ahead):  # some lapsed: take them out (each checked alone)
+                for m in ahead:
+                    if not self.redis.exists(self._key("waiter", m)):
+                        self.redis.zrem(line, m)
+            return False
+        self.redis.zrem(line, *ahead)
+        return True
 
     async def survey(self) -> list[dict]:
         """Ask every server now (health and /object_info), then ``describe``."""
@@ -313,7 +399,11 @@ class ComfyRun:
     marker replaced by the name ComfyUI gives the file. ``cancel`` is set (by a pushed
     cancel) to stop the run at once. When no server is healthy the run waits up to
     ``wait_s`` for one (``on_waiting`` tells why it does not start), and a server that
-    fails the run hands it to another, or to itself once it is back.
+    fails the run hands it to another, or to itself once it is back. Runs waiting for a
+    server take it in ``order`` (when each started: a run that was executing when its server
+    died goes back before the one queued behind it). ``attempts``: the submissions the run
+    has had, this one included (its claims, and the resubmissions ``on_retry`` counted); a
+    server fault at ``max_attempts`` ends the run, saying so.
     """
 
     pool: ComfyPool
@@ -328,6 +418,11 @@ class ComfyRun:
     resume: tuple[str, str] | None = None  # (server, prompt_id) of an earlier attempt
     wait_s: float = 600.0
     on_waiting: Callable[[bool], Awaitable[None]] | None = None
+    attempts: int = 1
+    on_retry: Callable[[str, str], Awaitable[int]] | None = None  # (server, why) -> attempts now
+    order: float = field(default_factory=time.time)  # the run's start, then its first submission
+    _in_line: list[str] | None = None  # the servers whose line this run is in, while it waits
+    _submitted: bool = False
 
     async def run(self) -> RunOutputs:
         if self.resume:
@@ -338,32 +433,49 @@ class ComfyRun:
                 except ServerFault:
                     pass
         failed: list[str] = []
-        last: ComfyError | None = None
-        attempts = 0
-        while attempts < max(1, self.max_attempts):
-            server = await self._wait_for_server(failed)
-            attempts += 1
-            try:
-                with self.pool.lease(server, self.timeout_s + 60):
-                    outputs = await self._run_on(server, time.monotonic() + self.timeout_s)
-                return await fetch_files(self.pool, outputs)
-            except ServerFault as exc:
-                log.warning("ComfyUI server failed a run: %s", exc.message, extra={"server": server})
-                self.pool.mark_down(server)
-                failed.append(server)
-                last = exc
-                await self.on_progress(0.0, f"server {server} failed ({exc.message}); trying again")
-        raise ServerFault(f"No generation server could finish this run ({last.message}). Please try again.")
+        try:
+            while True:
+                server = await self._wait_for_server(failed)
+                try:
+                    with self.pool.lease(server, self.timeout_s + 60):
+                        outputs = await self._run_on(server, time.monotonic() + self.timeout_s)
+                    return await fetch_files(self.pool, outputs)
+                except ServerFault as exc:
+                    self._leave_line()
+                    log.warning("ComfyUI server failed a run: %s", exc.message, extra={"server": server})
+                    self.pool.mark_down(server)
+                    failed.append(server)
+                    if self.attempts >= max(1, self.max_attempts):
+                        raise ServerFault(
+                            f"Generation stopped after {self.attempts} attempt{'s' if self.attempts != 1 else ''}: "
+                            f"the generation server failed each time (last: {exc.message}). Please try again.") from None
+                    if self.on_retry is not None:
+                        self.attempts = await self.on_retry(server, exc.message)
+                    else:
+                        self.attempts += 1
+        finally:
+            self._leave_line()
+
+    def _leave_line(self) -> None:
+        """Out of the line (once submitted, or failed): the next run may take the server."""
+        if self._in_line is not None:
+            urls, self._in_line = self._in_line, None
+            self.pool.leave_line(urls, self.client_id)
 
     async def _wait_for_server(self, failed: list[str]) -> str:
+        """A healthy server whose turn is this run's. The run stays in line until it has
+        submitted (``_run_on`` leaves it), so the run behind it cannot overtake it."""
         needs = graph_needs(self.graph)
         server = await self.pool.acquire(failed, needs)
-        if server is not None:
+        if server is not None and self.pool.first_in_line(server, self.client_id, self.order):
             return server
-        if self.on_waiting:
+        self._in_line = self.pool.able(needs) or list(self.pool.urls)
+        self.pool.join_line(self._in_line, self.client_id, self.order)
+        announced = server is None  # only waiting for a turn: a moment, not worth a status
+        if announced and self.on_waiting:
             await self.on_waiting(True)
         deadline = time.monotonic() + self.wait_s
-        while server is None:
+        while True:
             if self.cancel.is_set():
                 raise Cancelled("Cancelled.")
             if time.monotonic() >= deadline:
@@ -373,8 +485,14 @@ class ComfyRun:
                 await asyncio.wait_for(self.cancel.wait(), WAIT_POLL_S)
             except asyncio.TimeoutError:
                 pass
+            self.pool.stay_in_line(self.client_id)
             server = await self.pool.acquire(failed, needs)
-        if self.on_waiting:
+            if server is not None and self.pool.first_in_line(server, self.client_id, self.order):
+                break
+            if server is None and not announced and self.on_waiting:
+                announced = True
+                await self.on_waiting(True)
+        if announced and self.on_waiting:
             await self.on_waiting(False)
         return server
 
@@ -382,14 +500,13 @@ class ComfyRun:
         """An earlier attempt submitted ``prompt_id`` on ``server``: use its outputs if it
         finished, follow it if it still runs; None when it is gone (then submit again)."""
         try:
-            async with http_client(timeout=self.pool.http_timeout_s) as http:
-                client = AimgComfyClient(server, http)
-                client.client_id = self.client_id
-                if not await self._known(client, prompt_id):
-                    return None
-                await self.on_progress(0.0, f"resuming prompt {prompt_id} on {server}")
-                async with websockets.connect(self._ws_url(client), max_size=2**26, open_timeout=10) as ws:
-                    return await self._follow(client, ws, server, prompt_id, deadline, resumed=True)
+            client = AimgComfyClient(server, shared_client(server, self.pool.http_timeout_s))
+            client.client_id = self.client_id
+            if not await self._known(client, prompt_id):
+                return None
+            await self.on_progress(0.0, f"resuming prompt {prompt_id} on {server}")
+            async with websockets.connect(self._ws_url(client), max_size=2**26, open_timeout=10) as ws:
+                return await self._follow(client, ws, server, prompt_id, deadline, resumed=True)
         except (ServerFault, httpx.HTTPError, OSError, websockets.WebSocketException):
             return None
 
@@ -406,22 +523,24 @@ class ComfyRun:
 
     async def _run_on(self, server: str, deadline: float) -> RunOutputs:
         try:
-            async with http_client(timeout=self.pool.http_timeout_s) as http:
-                client = AimgComfyClient(server, http)
-                client.client_id = self.client_id
-                graph = self.graph
-                if self.uploads:
-                    graph = await self._upload(client, graph)
-                # Connect first: messages of a fast prompt may come before POST /prompt returns.
-                async with websockets.connect(self._ws_url(client), max_size=2**26, open_timeout=10) as ws:
-                    try:
-                        submitted = await client.submit_workflow(graph, return_future=False)
-                    except httpx.HTTPStatusError as exc:
-                        if exc.response.status_code == 400:
-                            raise Rejected(rejection_message(exc.response)) from None
-                        raise ServerFault(f"ComfyUI answered {exc.response.status_code}") from None
-                    await self.on_submitted(server, submitted.prompt_id)
-                    return await self._follow(client, ws, server, submitted.prompt_id, deadline)
+            client = AimgComfyClient(server, shared_client(server, self.pool.http_timeout_s))
+            client.client_id = self.client_id
+            graph = self.graph
+            if self.uploads:
+                graph = await self._upload(client, graph)
+            # Connect first: messages of a fast prompt may come before POST /prompt returns.
+            async with websockets.connect(self._ws_url(client), max_size=2**26, open_timeout=10) as ws:
+                try:
+                    submitted = await client.submit_workflow(graph, return_future=False)
+                except httpx.HTTPStatusError as exc:
+                    if exc.response.status_code == 400:
+                        raise Rejected(rejection_message(exc.response)) from None
+                    raise ServerFault(f"ComfyUI answered {exc.response.status_code}") from None
+                if not self._submitted:  # its place among waiting runs: when it first entered ComfyUI's queue
+                    self._submitted, self.order = True, time.time()
+                self._leave_line()  # in ComfyUI's queue now, in turn: the next waiting run may go
+                await self.on_submitted(server, submitted.prompt_id)
+                return await self._follow(client, ws, server, submitted.prompt_id, deadline)
         except (httpx.TransportError, OSError, websockets.WebSocketException, asyncio.TimeoutError) as exc:
             raise ServerFault(f"lost contact with ComfyUI: {type(exc).__name__}") from None
 
@@ -541,14 +660,13 @@ class ComfyRun:
 async def fetch_files(pool: ComfyPool, outputs: RunOutputs) -> RunOutputs:
     """Download the bytes of every output image of ``outputs`` (``/view``)."""
     try:
-        async with http_client(timeout=pool.http_timeout_s) as http:
-            client = AimgComfyClient(outputs.server, http)
-            for node_id, entries in outputs.images.items():
-                files = outputs.files.setdefault(node_id, [])
-                for entry in entries:
-                    data, content_type = await client.view_bytes(entry["filename"], entry.get("subfolder", ""),
-                                                                 entry.get("type", "output"))
-                    files.append((data, content_type, entry["filename"]))
+        client = AimgComfyClient(outputs.server, shared_client(outputs.server, pool.http_timeout_s))
+        for node_id, entries in outputs.images.items():
+            files = outputs.files.setdefault(node_id, [])
+            for entry in entries:
+                data, content_type = await client.view_bytes(entry["filename"], entry.get("subfolder", ""),
+                                                             entry.get("type", "output"))
+                files.append((data, content_type, entry["filename"]))
     except (httpx.HTTPError, OSError) as exc:
         raise ServerFault(f"lost contact with ComfyUI while downloading: {type(exc).__name__}") from None
     return outputs

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import io
 import json
 import logging
@@ -165,8 +166,8 @@ def _run_workflow(state_id: str) -> str:
         runs.fail(state, me, CANCELLED_MESSAGE, cancelled=True, connection=res.redis)
         return "cancelled"
     if state.attempts > settings.generation_max_runs:
-        runs.fail(state, me, f"Generation stopped after {settings.generation_max_runs} interrupted attempts.",
-                  connection=res.redis)
+        runs.fail(state, me, f"Generation stopped after {state.attempts - 1} attempts: each was interrupted "
+                             "(a worker or a generation server stopped). Please try again.", connection=res.redis)
         return "gave up"
     try:
         with metrics.phase("comfyui"):  # submit included
@@ -254,6 +255,13 @@ async def _run(res, state: WorkflowState, me: str) -> RunOutputs:
                     run.abandoned = True  # no longer ours: stop following, leave the prompt running
                 cancel.set()
 
+    async def on_retry(server: str, message: str) -> int:
+        # The next submission counts now, with the line that says why (no write of its own).
+        line = runs.log_line(f"server {server} failed ({message}); trying again "
+                             f"(attempt {state.attempts + 1} of {settings.comfyui_max_attempts})")
+        lines, state.deferred_log = state.deferred_log, []
+        return await asyncio.to_thread(runs.retrying, state, me, lines + [line], _take_unwritten(state.id))
+
     uploads = []
     for upload in state.uploads:
         content = files_service.read_file(res.files, upload["file_id"])
@@ -263,7 +271,8 @@ async def _run(res, state: WorkflowState, me: str) -> RunOutputs:
                    timeout_s=settings.comfyui_prompt_timeout_s, max_attempts=settings.comfyui_max_attempts,
                    on_progress=on_progress, on_submitted=on_submitted, cancel=cancel, uploads=uploads,
                    resume=(state.comfy_server, state.prompt_id) if state.comfy_server and state.prompt_id else None,
-                   wait_s=settings.generation_server_wait_s, on_waiting=on_waiting)
+                   wait_s=settings.generation_server_wait_s, on_waiting=on_waiting,
+                   attempts=state.attempts, on_retry=on_retry, order=_epoch(state.start_time))
     renewer = asyncio.ensure_future(keep_lease())
     try:
         return await run.run()
@@ -271,6 +280,11 @@ async def _run(res, state: WorkflowState, me: str) -> RunOutputs:
         renewer.cancel()
         with _lock:
             _cancels.pop(state.id, None)
+
+
+def _epoch(when) -> float:
+    """A stored (naive, UTC) date as epoch seconds; now when there is none."""
+    return when.replace(tzinfo=datetime.timezone.utc).timestamp() if when is not None else time.time()
 
 
 _unwritten: dict[str, tuple[str, str, str]] = {}  # run id -> (worker, server, prompt id) not written yet
@@ -406,16 +420,10 @@ def _store_outputs(res, state: WorkflowState, me: str, outputs: RunOutputs) -> N
         main = [f for node in sorted(outputs.files, key=lambda n: (len(n), n)) for f in outputs.files[node]]
     frames = outputs.files.get(state.frames_output_node or "", []) if state.frames_output_node else []
     output_files: list[dict] = []
-    views: list = []  # the Items as left here, for the owner's events (an id: read it back)
-    completed = 0
-    reviewing = any(queue.system for queue in res.report_queues)
+    endings: list = []  # per Item: (record, width, height, frame entries), or None when no output came for it
     for index, item_id in enumerate(state.item_ids):
         if index >= len(main):
-            message = "ComfyUI produced fewer outputs than requested."
-            failed = items_service.fail_item(item_id, message)
-            views.append(ItemView(id=item_id, user_id=state.user_id, status="failed", mtype=state.mtype,
-                                  ignored_words=list(state.ignored_words or []), error_message=message)
-                         if failed and not state.folder_id else item_id)
+            endings.append(None)
             continue
         data, content_type, name = main[index]
         ext = _ext(name, content_type)
@@ -435,17 +443,33 @@ def _store_outputs(res, state: WorkflowState, me: str, outputs: RunOutputs) -> N
         output_files += [{"fileName": f["file_id"], "downloadURL": f["url"], "isMainOutput": False,
                           "width": width, "height": height, "type": "image/png", "note": f"frame {f['frame_number']}",
                           "fileId": f["file_id"]} for f in frame_entries]
-        item = items_service.complete_item(item_id, url=_url(res, record.id), file_id=record.id, width=width,
-                                           height=height, frames=frame_entries or None)
-        views.append(item or item_id)  # as completed here; or, ended by someone else, as it is now
-        if item:
-            completed += 1
-            if reviewing:  # system report queues (e.g. the prompt filter) look at every new Item once
+        endings.append((record, width, height, frame_entries))
+
+    def end_items() -> list:
+        """The Items, once the run is ended (never a finished Item under a running run); as
+        left here, for the owner's events (an id: read it back)."""
+        views: list = []
+        reviewing = any(queue.system for queue in res.report_queues)
+        for item_id, ending in zip(state.item_ids, endings):
+            if ending is None:
+                message = "ComfyUI produced fewer outputs than requested."
+                failed = items_service.fail_item(item_id, message)
+                views.append(ItemView(id=item_id, user_id=state.user_id, status="failed", mtype=state.mtype,
+                                      ignored_words=list(state.ignored_words or []), error_message=message)
+                             if failed and not state.folder_id else item_id)
+                continue
+            record, width, height, frame_entries = ending
+            item = items_service.complete_item(item_id, url=_url(res, record.id), file_id=record.id, width=width,
+                                               height=height, frames=frame_entries or None,
+                                               started=state.start_time)
+            views.append(item or item_id)  # as completed here; or, ended by someone else, as it is now
+            if item and reviewing:  # system report queues (e.g. the prompt filter) look at every new Item once
                 reports_service.review_item(res.report_queues, item)
+        return views
+
     runs.complete(state, me, output_files, produced=bool(main),
                   lines=state.deferred_log + [runs.log_line(f"completed on {outputs.server}: {len(main)} output(s)")],
-                  connection=res.redis, where=_take_unwritten(state.id), items=views)
-
+                  connection=res.redis, where=_take_unwritten(state.id), end_items=end_items)
 
 
 # --- runs whose worker died ---------------------------------------------------------------

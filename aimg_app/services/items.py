@@ -41,23 +41,26 @@ def create_queued_items(*, user_id: str, domain: str, count: int, mtype: str, pa
 
 
 def mark_started(item_ids: Iterable[str]) -> None:
-    """ComfyUI began generating the queued Items (one command)."""
+    """ComfyUI began generating the queued Items: running, and since when, in one command."""
     Item.objects(id__in=list(item_ids), status="queued").update(set__status="running", set__started_date=utcnow(),
                                                                set__progress=0.0)
 
 
 def mark_running(item_ids: Iterable[str], progress: float | None = None) -> None:
+    """Progress of running Items (``started_date`` is ``mark_started``'s, or completion's)."""
     updates: dict[str, Any] = {"set__status": "running"}
     if progress is not None:
         updates["set__progress"] = max(0.0, min(1.0, float(progress)))
-    Item.objects(id__in=list(item_ids), status__in=_OPEN, started_date=None).update(set__started_date=utcnow())
     Item.objects(id__in=list(item_ids), status__in=_OPEN).update(**updates)
 
 
 def complete_item(item_id: str, *, url: str, file_id: str | None, width: int | None, height: int | None,
-                  seed: int | None = None, frames: list[dict] | None = None, **extra: Any) -> Item | None:
+                  seed: int | None = None, frames: list[dict] | None = None, started: Any = None,
+                  **extra: Any) -> Item | None:
     """Complete a queued/running Item; the Item as completed (truthy) only for the call that
-    completed it, so that the caller needs no read of it, else None.
+    completed it, so that the caller needs no read of it, else None. ``started``: when its
+    run started, the Item's ``started_date`` if none was written (its start was not seen:
+    a prompt resumed while it executed), in the same command.
 
     The Item joins its owner's library: the folder it was generated into (when that folder
     is still the owner's), else the root folder.
@@ -73,9 +76,14 @@ def complete_item(item_id: str, *, url: str, file_id: str | None, width: int | N
         updates["set__frames"] = [VideoFrameEntry(**frame) for frame in frames]
     for key, value in extra.items():
         updates[f"set__{key}"] = value
-    before = Item.objects(id=item_id, status__in=_OPEN).modify(**updates)
+    # $max: an unset date (null) sorts first, so it takes ``started``; a date written when the
+    # run began executing is later than the run's start and stays.
+    starting = {"max__started_date": started} if started is not None else {}
+    before = Item.objects(id=item_id, status__in=_OPEN).modify(**updates, **starting)
     if before is None:
         return None
+    if started is not None and (before.started_date is None or before.started_date < started):
+        before.started_date = started
     for name, value in updates.items():  # ``before`` becomes the Item as it is now
         setattr(before, name[len("set__"):], value)
     if before.is_deleted:  # deleted while generating: completed, but not part of the library

@@ -4,7 +4,9 @@ queued -> running -> completed | error | cancelled. A worker *claims* a run with
 conditional update (queued, or running with a lapsed lease -> running, leased to it), so two
 workers never run it at once; every later write of that worker is conditioned on still
 holding it (``worker_name``), so a worker that lost its lease writes nothing. Ending a run
-ends its Items first (through ``services.items``, idempotent), then the state.
+ends the state first, then its Items (through ``services.items``, idempotent): a reader that
+sees a finished Item then always sees its run ended too (the Item is read first), never a
+finished Item under a running run.
 
 Run events (``publish_run_event``) go out on one Redis pub/sub channel as JSON
 ``{"workflowStateId", "workflowId", "kind", ...}``, ``kind`` one of ``cancel_requested``,
@@ -16,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from typing import Any
+from typing import Any, Callable
 
 import redis
 from mongoengine.queryset.visitor import Q
@@ -69,10 +71,10 @@ def create(**fields: Any) -> WorkflowState:
 
 def not_enqueued(state: WorkflowState, message: str) -> None:
     """The queue refused the run: nothing will ever run it."""
-    for item_id in state.item_ids:
-        items_service.fail_item(item_id, message)
     WorkflowState.objects(id=state.id, state="queued").update_one(
         set__state="error", set__error_message=message, set__end_time=utcnow(), push__log=_line(f"failed: {message}"))
+    for item_id in state.item_ids:
+        items_service.fail_item(item_id, message)
 
 
 def cancel_queued(state: WorkflowState, connection: redis.Redis | None = None) -> bool:
@@ -151,6 +153,16 @@ def _submitted_updates(where: tuple[str, str] | None, lines: list[str] = ()) -> 
     return updates
 
 
+def retrying(state: WorkflowState, worker: str, lines: list[str], where: tuple[str, str] | None = None) -> int:
+    """A server failed the run and it will be submitted again: that submission counts as an
+    attempt (``attempts``, bounded by ``comfyui_max_attempts``), in the same write as the
+    log line saying why. The run's attempts now (this worker holds it, so it counts alone)."""
+    WorkflowState.objects(id=state.id, worker_name=worker).update_one(
+        inc__attempts=1, **_submitted_updates(where, lines))
+    state.attempts = (state.attempts or 0) + 1
+    return state.attempts
+
+
 def waiting(state_id: str, worker: str, message: str | None, note: str | None = None) -> None:
     """Show (``message``) or clear (None) why a claimed run is not on a GPU yet."""
     updates: dict[str, Any] = {"set__status_message": message}
@@ -186,16 +198,21 @@ def progress(state: WorkflowState, worker: str, fraction: float, lines: list[str
 
 def complete(state: WorkflowState, worker: str, output_files: list[dict], produced: bool,
              lines: list[str], connection: redis.Redis | None = None, where: tuple[str, str] | None = None,
-             items: list | None = None) -> None:
-    """The worker stored the outputs and completed the Items: end the run (with ``where`` it
-    ran, when ``submitted`` was not written; ``items`` as ``started`` takes them)."""
+             end_items: Callable[[], list] | None = None) -> bool:
+    """The worker stored the outputs: end the run (with ``where`` it ran, when ``submitted``
+    was not written), then its Items (``end_items`` completes them and returns them as
+    ``started`` takes them, for the events). True when the run was still this worker's."""
     message = None if produced else "ComfyUI produced no output."
     ended = WorkflowState.objects(id=state.id, worker_name=worker, state="running").update_one(
         set__state="completed" if produced else "error", set__error_message=message, set__progress=1.0,
         set__end_time=utcnow(), set__output_files=output_files, set__lease_until=None,
         **{"set__status_message": None, **_submitted_updates(where, lines)})
+    # The Items even when the run is no longer ours: completion is idempotent, and a run
+    # ended by someone else (cancelled) has no open Item left to complete.
+    items = end_items() if end_items is not None else None
     if ended and connection is not None:
         publish_run_event(connection, state, "completed" if produced else "failed", items=items)
+    return bool(ended)
 
 
 def fail(state: WorkflowState, worker: str, message: str, cancelled: bool = False,
@@ -203,17 +220,17 @@ def fail(state: WorkflowState, worker: str, message: str, cancelled: bool = Fals
     """End a claimed run (and its open Items) as failed, or as cancelled; nothing when the
     run is no longer this worker's (another took it over after its lease lapsed). ``where``:
     as ``complete`` takes it."""
-    if not WorkflowState.objects(id=state.id, worker_name=worker, state="running").count():
+    ended = WorkflowState.objects(id=state.id, worker_name=worker, state="running").update_one(
+        set__state="cancelled" if cancelled else "error", set__error_message=message, set__end_time=utcnow(),
+        set__lease_until=None, **{"set__status_message": None, **_submitted_updates(where, [_line(f"failed: {message}")])})
+    if not ended:
         return
     for item_id in state.item_ids:
         if cancelled:
             items_service.cancel_item(item_id)
         else:
             items_service.fail_item(item_id, message)
-    ended = WorkflowState.objects(id=state.id, worker_name=worker, state="running").update_one(
-        set__state="cancelled" if cancelled else "error", set__error_message=message, set__end_time=utcnow(),
-        set__lease_until=None, **{"set__status_message": None, **_submitted_updates(where, [_line(f"failed: {message}")])})
-    if ended and connection is not None:
+    if connection is not None:
         publish_run_event(connection, state, "cancelled" if cancelled else "failed", errorMessage=message)
 
 

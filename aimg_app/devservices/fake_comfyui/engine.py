@@ -56,6 +56,7 @@ class FakeStats:
     finished_at: dict[str, float] = field(default_factory=dict)  # prompt id -> wall time its run ended
     deleted: list[tuple[float, str]] = field(default_factory=list)  # (wall time, prompt id) taken off the queue
     interrupted: list[tuple[float, str]] = field(default_factory=list)  # (wall time, prompt id) interrupted
+    connections: set = field(default_factory=set)  # (address, port) of every client that sent an HTTP request
 
     def idle_gaps(self) -> list[float]:
         return [max(0.0, b[0] - a[1]) for a, b in zip(self.runs, self.runs[1:])]

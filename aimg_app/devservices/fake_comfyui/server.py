@@ -48,7 +48,15 @@ class FakeComfyUI(Engine):
 
     # -- lifecycle ---------------------------------------------------------------------
     def _app(self) -> web.Application:
-        app = web.Application(client_max_size=256 * 1024 * 1024)
+        @web.middleware
+        async def _count_connections(request: web.Request, handler):
+            # For tests that check clients keep their connections (a new one per request shows).
+            peer = request.transport.get_extra_info("peername") if request.transport else None
+            if peer and request.path != "/ws":
+                self.stats.connections.add(tuple(peer[:2]))
+            return await handler(request)
+
+        app = web.Application(client_max_size=256 * 1024 * 1024, middlewares=[_count_connections])
         r = app.router
         r.add_get("/", self._index)
         r.add_get("/ws", self._ws)
