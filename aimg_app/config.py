@@ -67,7 +67,7 @@ class Settings:
     # generation (RQ jobs on ComfyUI)
     generation_job_timeout_s: int = 900  # RQ's hard limit for one job
     comfyui_prompt_timeout_s: float = 600.0  # one prompt on ComfyUI; then it is interrupted and failed
-    comfyui_max_attempts: int = 3  # servers tried for one run when a server fails
+    comfyui_max_attempts: int = 3  # submissions of one run to a server before it fails (a server that fails mid-run counts)
     comfyui_health_ttl_s: float = 10.0  # how long a /system_stats answer (or failure) is trusted
     comfyui_http_timeout_s: float = 30.0
     generation_lease_s: float = 30.0  # a running job renews its lease; a lapsed lease is requeued
@@ -179,7 +179,7 @@ DOCS: dict[str, str] = {
     "comfyui_urls": "comma-separated ComfyUI servers of the workers' pool (none: jobs wait in their queues)",
     "generation_job_timeout_s": "RQ's hard limit for one generation job",
     "comfyui_prompt_timeout_s": "one prompt on ComfyUI; past it the prompt is interrupted and its Items fail",
-    "comfyui_max_attempts": "servers tried for one run when a server fails",
+    "comfyui_max_attempts": "submissions of one run to a server before it fails (a server that fails mid-run counts)",
     "comfyui_health_ttl_s": "how long a server's `/system_stats` answer, or its failure, is trusted",
     "comfyui_http_timeout_s": "HTTP timeout towards ComfyUI",
     "generation_lease_s": "a running job renews a lease this long; a lapsed lease means its worker died and the run "
