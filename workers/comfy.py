@@ -504,7 +504,7 @@ class ComfyRun:
             client.client_id = self.client_id
             if not await self._known(client, prompt_id):
                 return None
-            await self.on_progress(0.0, f"resuming prompt {prompt_id} on {server}")
+            await self.on_progress(0.0, f"resuming prompt {prompt_id}")
             async with websockets.connect(self._ws_url(client), max_size=2**26, open_timeout=10) as ws:
                 return await self._follow(client, ws, server, prompt_id, deadline, resumed=True)
         except (ServerFault, httpx.HTTPError, OSError, websockets.WebSocketException):
@@ -599,7 +599,7 @@ class ComfyRun:
                     continue
                 if kind == "execution_start":
                     executing = True
-                    await self.on_progress(0.0, f"started on {server}", True)
+                    await self.on_progress(0.0, "started", True)
                 elif kind == "progress" and data.get("max"):
                     await self.on_progress(float(data["value"]) / float(data["max"]), None)
                 elif kind == "executed" and data.get("node") is not None:

@@ -257,7 +257,7 @@ async def _run(res, state: WorkflowState, me: str) -> RunOutputs:
 
     async def on_retry(server: str, message: str) -> int:
         # The next submission counts now, with the line that says why (no write of its own).
-        line = runs.log_line(f"server {server} failed ({message}); trying again "
+        line = runs.log_line(f"the generation server failed ({message}); trying again "
                              f"(attempt {state.attempts + 1} of {settings.comfyui_max_attempts})")
         lines, state.deferred_log = state.deferred_log, []
         return await asyncio.to_thread(runs.retrying, state, me, lines + [line], _take_unwritten(state.id))
@@ -468,7 +468,7 @@ def _store_outputs(res, state: WorkflowState, me: str, outputs: RunOutputs) -> N
         return views
 
     runs.complete(state, me, output_files, produced=bool(main),
-                  lines=state.deferred_log + [runs.log_line(f"completed on {outputs.server}: {len(main)} output(s)")],
+                  lines=state.deferred_log + [runs.log_line(f"completed: {len(main)} output(s)")],
                   connection=res.redis, where=_take_unwritten(state.id), end_items=end_items)
 
 

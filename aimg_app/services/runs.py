@@ -64,7 +64,7 @@ _OWNER_KINDS = {"started": "started", "completed": None, "failed": None, "cancel
 
 def create(**fields: Any) -> WorkflowState:
     """A new queued run (``fields`` are WorkflowState fields)."""
-    state = WorkflowState(state="queued", log=[_line(f"queued on {fields['queue_name']}")], **fields)
+    state = WorkflowState(state="queued", log=[_line("queued")], **fields)
     state.save(force_insert=True)
     return state
 
@@ -136,7 +136,9 @@ def submitted(state_id: str, worker: str, server: str, prompt_id: str) -> None:
 
 
 def submitted_line(server: str, prompt_id: str) -> str:
-    return _line(f"submitted to {server} as prompt {prompt_id}")
+    # The log is the user's (getWorkflowStatus): servers stay unnamed there; ``comfy_server``
+    # and the process log keep the address for operators.
+    return _line(f"submitted to a generation server as prompt {prompt_id}")
 
 
 def _submitted_updates(where: tuple[str, str] | None, lines: list[str] = ()) -> dict[str, Any]:
