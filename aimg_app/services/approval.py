@@ -27,7 +27,7 @@ def _set_public(item: Item, value: bool, extra: dict | None = None) -> bool:
                            is_deleted=item.is_deleted).update_one(set__is_public=value, set__is_publicly_visible=visible,
                                                        **(extra or {}))
     if changed and visible != item.is_publicly_visible and not item.is_deleted:
-        visibility_changed(item.user_id, item.folder_id, +1 if visible else -1)
+        visibility_changed(item.id, item.user_id, item.folder_id, +1 if visible else -1)
     return bool(changed)
 
 

@@ -130,9 +130,15 @@ def location_changed(user_id: str, folder_id: str | None, visible: bool, sign: i
         User.objects(id=user_id).update_one(inc__public_item_count=sign)
 
 
-def visibility_changed(user_id: str, folder_id: str | None, sign: int) -> None:
-    """A library Item staying in ``folder_id`` became (+1) or stopped being (-1) publicly visible."""
+def visibility_changed(item_id: str, user_id: str, folder_id: str | None, sign: int) -> None:
+    """A library Item staying in ``folder_id`` became (+1) or stopped being (-1) publicly visible.
+
+    One that stops being visible leaves every public folder's thumbnails (its owner's: only
+    the owner's Items can be chosen), so no public preview keeps showing it."""
     User.objects(id=user_id).update_one(inc__public_item_count=sign)
+    if sign < 0:
+        Folder.objects(user_id=user_id, is_public=True, thumbnails__image_id=item_id).update(
+            pull__thumbnails__image_id=item_id, inc__rev=1)
     if folder_id:
         Folder.objects(id=folder_id).update_one(inc__public_item_count=sign)
         refresh_sample_images(folder_id)

@@ -1,0 +1,79 @@
+"""What must never leak to other users or other sites, attacked through the HTTP API:
+Items that stopped being public, folders of other users, deleted users, other domains."""
+from __future__ import annotations
+
+import base64
+import io
+import uuid
+
+import pytest
+from PIL import Image
+
+from aimg_app.config import Domain
+from tests.conftest import ADMIN_HEADERS, STRONG_PASSWORD, assert_error, assert_ok, new_session_headers, sign_up
+from tests.generation_support import clear_generation_queues, grant_tier
+from tests.library_helpers import make_items, new_folder, publish
+
+DOMAINS = (
+    Domain("aimg.example", "AIMG", "prod", ("https://aimg.example",), ("api.aimg.example",)),
+    Domain("other.example", "Other Site", "stage", ("https://other.example",), ("api.other.example",)),
+)
+OTHER_SITE = "http://api.other.example"
+
+
+@pytest.fixture(scope="module")
+def app(make_app):
+    from tests.plugins import every_hook
+
+    app = make_app(plugins=[every_hook], domains=DOMAINS)
+    clear_generation_queues(app)
+    yield app
+    clear_generation_queues(app)  # nothing queued here is for another module's workers
+
+
+def get(client, who, path, **query):
+    return assert_ok(client.get(path, query_string=query, headers=who["headers"]))
+
+
+def post(client, who, path, **body):
+    return assert_ok(client.post(path, json=body, headers=who["headers"]))["payload"]
+
+
+def public_folder_view(client, viewer, owner, folder_id):
+    listed = get(client, viewer, "/getPublicFolders", userID=owner["user_id"])["payload"]
+    return next(f for f in listed if f["id"] == folder_id)
+
+
+def published_folder(app, client, owner, n=2):
+    """A public folder of ``owner`` holding ``n`` published Items, all of them its thumbnails."""
+    ids = make_items(app, owner["user_id"], n)
+    folder = new_folder(client, owner, public=True)
+    for item_id in ids:
+        publish(client, owner, item_id, folder)
+    assert post(client, owner, "/setThumbnailImagesForPublicFolder", folderID=folder, imageIDs=ids)["success"]
+    return ids, folder
+
+
+# --- 1. a public folder's thumbnails -------------------------------------------------------
+
+
+def test_an_item_made_private_leaves_the_public_folders_thumbnails(app, client, user):
+    ids, folder = published_folder(app, client, user)
+    other = sign_up(client)
+    assert {t["imageID"] for t in public_folder_view(client, other, user, folder)["thumbnails"]} == set(ids)
+    post(client, user, "/setItemProperties", imageID=ids[0], isPublic=False)
+    seen = public_folder_view(client, other, user, folder)
+    assert [t["imageID"] for t in seen["thumbnails"]] == [ids[1]]
+    assert [t["imageID"] for t in seen["sampleImages"]] == [ids[1]]
+    # the owner's own view of the folder agrees: it is gone from the thumbnails, not hidden
+    assert [t["imageID"] for t in public_folder_view(client, user, user, folder)["thumbnails"]] == [ids[1]]
+
+
+def test_an_item_rejected_by_an_admin_leaves_the_public_folders_thumbnails(app, client, user):
+    ids, folder = published_folder(app, client, user)
+    body = assert_ok(client.post("/setPublicApprovalStatus", json={"imageIDs": [ids[1]], "publicApprovalStatus":
+                                                                   "rejected"}, headers={**user["headers"], **ADMIN_HEADERS}))
+    assert body["payload"][0]["success"], body
+    seen = public_folder_view(client, sign_up(client), user, folder)
+    assert [t["imageID"] for t in seen["thumbnails"]] == [ids[0]]
+    assert all(ids[1] not in t["url"] for t in seen["thumbnails"] + seen["sampleImages"])
