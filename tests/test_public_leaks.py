@@ -77,3 +77,35 @@ def test_an_item_rejected_by_an_admin_leaves_the_public_folders_thumbnails(app, 
     seen = public_folder_view(client, sign_up(client), user, folder)
     assert [t["imageID"] for t in seen["thumbnails"]] == [ids[0]]
     assert all(ids[1] not in t["url"] for t in seen["thumbnails"] + seen["sampleImages"])
+
+
+# --- 2. generating into another user's folder -------------------------------------------------
+
+
+@pytest.mark.parametrize("public", [False, True])
+def test_nobody_generates_into_another_users_folder(app, client, user, public):
+    folder = new_folder(client, user, public=public)
+    attacker = sign_up(client)
+    grant_tier(attacker["user_id"], 1)
+    assert_error(client.post("/generateImage", json={"prompt": "x", "modelName": "test-model", "folderID": folder},
+                             headers=attacker["headers"]), 404, "folder")
+    assert_error(client.post("/2/enqueueWorkflow", json={"workflowTemplateName": "test-blank", "folderID": folder},
+                             headers=attacker["headers"]), 404, "folder")
+    # anonymous callers have no folder to name
+    assert_error(client.post("/generateImage", json={"prompt": "x", "modelName": "test-model", "folderID": folder},
+                             headers=new_session_headers()), 404, "folder")
+    # the owner still can, and getItemStatus names the folder
+    queued = post(client, user, "/generateImage", prompt="x", modelName="test-model", folderID=folder)
+    assert queued["folderID"] == folder
+    status = get(client, user, "/getItemStatus", imageID=queued["imageID"])["payload"]
+    assert status["folderID"] == folder
+
+
+def test_a_folders_samples_are_its_owners_completed_items_only(app, client, user):
+    folder = new_folder(client, user)
+    queued = post(client, user, "/generateImage", prompt="x", modelName="test-model", folderID=folder)
+    done = make_items(app, user["user_id"], 1)
+    assert post(client, user, "/addImagesToSelfFolder", folderID=folder, imageIDs=done)["success"]
+    view = next(f for f in get(client, user, "/getSelfFolders")["payload"] if f["id"] == folder)
+    assert [s["imageID"] for s in view["sampleImages"]] == done, (queued, view)
+    assert all(s["url"] for s in view["sampleImages"])

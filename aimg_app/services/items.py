@@ -155,13 +155,16 @@ SAMPLE_IMAGES = 4
 
 def refresh_sample_images(folder_id: str) -> None:
     """The folder's automatic preview: its 4 most recently completed Items (the publicly
-    visible ones for a public folder, so a preview never shows what others may not see)."""
+    visible ones for a public folder, so a preview never shows what others may not see).
+    Only the folder owner's completed Items: one still generating has no file to show."""
     from ..models.folder import FolderThumbnail
 
     if is_public_folder_id(folder_id):
         qs = Item.objects(folder_id=folder_id, is_publicly_visible=True).order_by("-completed_date", "-id")
     else:
-        qs = Item.objects(folder_id=folder_id, is_deleted=False).order_by("-folder_added_date", "-id")
+        folder = Folder.objects(id=folder_id).only("user_id").first()
+        qs = Item.objects(folder_id=folder_id, is_deleted=False, user_id=folder.user_id if folder else None,
+                          status="completed").order_by("-folder_added_date", "-id")
     samples = [FolderThumbnail(image_id=i.id, url=i.url or "") for i in qs.only("id", "url").limit(SAMPLE_IMAGES)]
     Folder.objects(id=folder_id).update_one(set__sample_images=samples)
 
