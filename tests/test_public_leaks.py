@@ -109,3 +109,46 @@ def test_a_folders_samples_are_its_owners_completed_items_only(app, client, user
     view = next(f for f in get(client, user, "/getSelfFolders")["payload"] if f["id"] == folder)
     assert [s["imageID"] for s in view["sampleImages"]] == done, (queued, view)
     assert all(s["url"] for s in view["sampleImages"])
+
+
+# --- 3. a deleted user -----------------------------------------------------------------------------
+
+
+def _png_uri() -> str:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def test_a_deleted_users_public_content_and_name_are_no_longer_public(app, client):
+    owner = sign_up(client)
+    assert_ok(client.post("/setSelfUserProfilePicture", json={"profilePicture": _png_uri()}, headers=owner["headers"]))
+    ids, folder = published_folder(app, client, owner)
+    loose = make_items(app, owner["user_id"], 1)[0]  # public, approved, but in no folder
+    publish(client, owner, loose)
+    waiting = make_items(app, owner["user_id"], 1)[0]
+    post(client, owner, "/setItemProperties", imageID=waiting, publicApprovalStatus="pending")
+    viewer = sign_up(client)
+    details = get(client, viewer, "/getItemDetails", imageID=ids[0])["payload"]
+    assert details.get("username") and details.get("profilePicture")
+
+    assert_ok(client.delete("/deleteUser", headers=owner["headers"]))
+
+    for item_id in ids + [loose]:
+        assert_error(client.get("/getItemDetails", query_string={"imageID": item_id}, headers=viewer["headers"]), 404)
+    assert get(client, viewer, "/getPublicCreations", userID=owner["user_id"])["payload"] == []
+    assert get(client, viewer, "/getPublicFolders", userID=owner["user_id"])["payload"] == []
+    every_public = {f["id"] for f in get(client, viewer, "/getPublicFolders", limit=100)["payload"]}
+    assert folder not in every_public
+    latest = {i["id"] for i in get(client, viewer, "/getLatestItems", limit=100)["payload"]}
+    assert not latest & set(ids + [loose])
+    # an admin still reads the Item (kept, not deleted) but no longer the deleted owner's name or picture
+    admin_view = assert_ok(client.get("/getItemDetails", query_string={"imageID": ids[0]},
+                                      headers={**viewer["headers"], **ADMIN_HEADERS}))["payload"]
+    assert "username" not in admin_view and "profilePicture" not in admin_view
+    assert admin_view["isPublic"] is False and admin_view["isPubliclyVisible"] is False
+    # nor can an admin publish one of them afterwards
+    late = assert_ok(client.post("/setPublicApprovalStatus", json={"imageIDs": [waiting], "publicApprovalStatus":
+                                                                   "approved"}, headers={**viewer["headers"], **ADMIN_HEADERS}))
+    assert late["payload"][0]["success"] is False
+    assert_error(client.get("/getItemDetails", query_string={"imageID": waiting}, headers=viewer["headers"]), 404)

@@ -117,6 +117,16 @@ def delete_folder(user: User, folder_id: str, is_public: bool) -> bool:
     return True
 
 
+def delete_public_folders_of_user(user: User) -> None:
+    """A deleted user's public folders stop being listed: each is deleted as its owner would
+    (their Items move to the root folder; private folders stay, no one else sees them)."""
+    for folder_id in [f.id for f in Folder.objects(user_id=user.id, is_public=True, is_deleted=False).only("id")]:
+        try:
+            delete_folder(user, folder_id, True)
+        except NotFound:  # deleted meanwhile
+            pass
+
+
 # --- lists ---------------------------------------------------------------------------------------
 
 

@@ -304,7 +304,7 @@ def restore_item(item_id: str) -> tuple[bool, str]:
     return True, ""
 
 
-def _ids_of_user(user_id: str, **conditions) -> Iterable[list[str]]:
+def ids_of_user(user_id: str, **conditions) -> Iterable[list[str]]:
     """The user's Item ids matching ``conditions``, in batches (never one huge list)."""
     last = None
     while True:
@@ -323,7 +323,7 @@ def delete_items_of_user(user_id: str) -> list[tuple[str, bool, str]]:
     (protected Items stay, and say so)."""
     results = []
     touched = Touched()
-    for batch in _ids_of_user(user_id, is_deleted=False):
+    for batch in ids_of_user(user_id, is_deleted=False):
         results += [(item_id, *delete_item(item_id, touched=touched)) for item_id in batch]
     touched.flush()
     return results
@@ -336,7 +336,7 @@ def delete_all_items_of_user(user_id: str) -> int:
 
 def restore_all_items_of_user(user_id: str) -> list[tuple[str, bool, str]]:
     results = []
-    for batch in _ids_of_user(user_id, is_deleted=True):
+    for batch in ids_of_user(user_id, is_deleted=True):
         results += [(item_id, *restore_item(item_id)) for item_id in batch]
     return results
 

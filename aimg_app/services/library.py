@@ -149,7 +149,10 @@ def get_item_details(item_id: str, viewer: Viewer, picture_of=None) -> ShownItem
     if not viewer.owns(item):
         Item.objects(id=item.id).update_one(inc__view_count=1)
         item.view_count += 1
-    owner = User.objects(id=item.user_id).only("username", "profile_picture_file_id", "profile_picture_banned").first()
+    owner = User.objects(id=item.user_id).only("username", "profile_picture_file_id", "profile_picture_banned",
+                                               "is_disabled").first()
+    if owner is not None and owner.is_disabled:  # a deleted account is attributed to nobody
+        owner = None
     picture = picture_of(owner) if (picture_of and owner is not None) else None
     return ShownItem(item, viewer, reactions_of(viewer, [item.id]).get(item.id), owner=owner, picture=picture)
 
