@@ -152,3 +152,49 @@ def test_a_deleted_users_public_content_and_name_are_no_longer_public(app, clien
                                                                    "approved"}, headers={**viewer["headers"], **ADMIN_HEADERS}))
     assert late["payload"][0]["success"] is False
     assert_error(client.get("/getItemDetails", query_string={"imageID": waiting}, headers=viewer["headers"]), 404)
+
+
+# --- 4. public lists of another site ---------------------------------------------------------------
+
+
+def test_public_lists_by_user_stay_on_the_requests_site(app, client):
+    elsewhere = new_session_headers()
+    email = f"user-{uuid.uuid4().hex[:10]}@example.com"
+    created = assert_ok(client.post("/createUser", json={"email": email, "password": STRONG_PASSWORD},
+                                    headers=elsewhere, base_url=OTHER_SITE))["payload"]
+    stranger = {"headers": elsewhere, "user_id": created["userID"]}
+
+    def on_other_site(method, path, **kw):
+        return getattr(client, method)(path, base_url=OTHER_SITE, headers=elsewhere, **kw)
+
+    folder = assert_ok(on_other_site("post", "/createPublicFolder", json={"name": "f"}))["payload"]["id"]
+    with app.app_context():
+        from aimg_app.models.item import Item
+        from aimg_app.services import items as items_service
+
+        made = items_service.create_queued_items(user_id=stranger["user_id"], domain="other.example", count=1,
+                                                 mtype="image", params={"prompt": "p"})
+        items_service.complete_item(made[0].id, url="https://files.example/x.png", file_id=None, width=8, height=8)
+    item_id = made[0].id
+    assert_ok(on_other_site("post", "/setItemProperties", json={"imageID": item_id,
+                                                                "publicApprovalStatus": "pending"}))
+    assert_ok(client.post("/setPublicApprovalStatus", json={"imageIDs": [item_id], "publicApprovalStatus": "approved"},
+                          base_url=OTHER_SITE, headers={**elsewhere, **ADMIN_HEADERS}))
+    assert_ok(on_other_site("post", "/addImagesToPublicFolder", json={"folderID": folder, "imageIDs": [item_id]}))
+    there = assert_ok(on_other_site("get", "/getPublicCreations", query_string={"userID": stranger["user_id"]}))
+    assert [i["id"] for i in there["payload"]] == [item_id] and there["metadata"]["totalCount"] == 1
+
+    here = sign_up(client)  # the default site
+    creations = get(client, here, "/getPublicCreations", userID=stranger["user_id"])
+    assert creations["payload"] == [] and creations["metadata"].get("totalCount", 0) == 0
+    folders = get(client, here, "/getPublicFolders", userID=stranger["user_id"])
+    assert folders["payload"] == [] and folders["metadata"]["totalCount"] == 0
+
+
+def test_public_creations_total_counts_what_the_filters_can_return(app, client, user):
+    ids, folder = published_folder(app, client, user)
+    other = sign_up(client)
+    body = get(client, other, "/getPublicCreations", folderID=folder, userID=other["user_id"])
+    assert body["payload"] == [] and body["metadata"]["totalCount"] == 0
+    body = get(client, other, "/getPublicCreations", folderID=folder, userID=user["user_id"])
+    assert len(body["payload"]) == 2 and body["metadata"]["totalCount"] == 2

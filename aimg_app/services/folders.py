@@ -143,7 +143,7 @@ def list_self_folders(user: User, viewer: Viewer, args: dict) -> tuple[list[Show
 
 def list_public_folders(viewer: Viewer, args: dict) -> tuple[list[ShownFolder], dict]:
     if args.get("userID"):
-        qs = Folder.objects(user_id=args["userID"], is_public=True, is_deleted=False)
+        qs = Folder.objects(user_id=args["userID"], is_public=True, is_deleted=False, domain=viewer.domain)
     else:
         qs = Folder.objects(domain=viewer.domain, is_public=True, is_deleted=False)
     if args.get("folderIDs"):
