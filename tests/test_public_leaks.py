@@ -198,3 +198,15 @@ def test_public_creations_total_counts_what_the_filters_can_return(app, client, 
     assert body["payload"] == [] and body["metadata"]["totalCount"] == 0
     body = get(client, other, "/getPublicCreations", folderID=folder, userID=user["user_id"])
     assert len(body["payload"]) == 2 and body["metadata"]["totalCount"] == 2
+
+
+# --- 5. legacy Items ---------------------------------------------------------------------------------
+
+
+def test_a_legacy_items_details_have_no_workflow_template_name(app, client, user):
+    legacy = make_items(app, user["user_id"], 1, generator_version="1", workflow_template_name="txt2img-sd15")[0]
+    details = get(client, user, "/getItemDetails", imageID=legacy)["payload"]
+    assert details["generatorVersion"] == "1"
+    assert "workflowTemplateName" not in details and "workflowRunParameters" not in details
+    api2 = make_items(app, user["user_id"], 1, generator_version="2", workflow_template_name="test-blank")[0]
+    assert get(client, user, "/getItemDetails", imageID=api2)["payload"]["workflowTemplateName"] == "test-blank"
