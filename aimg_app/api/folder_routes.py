@@ -31,7 +31,7 @@ class FolderSchema(ContractSchema):
     isPublic = fields.Boolean(required=True, attribute="folder.is_public")
     imageCount = fields.Integer(required=True, attribute="image_count")
     sampleImages = fields.List(fields.Nested(ThumbnailSchema), required=True, attribute="folder.sample_images")
-    thumbnails = fields.List(fields.Nested(ThumbnailSchema), required=True, attribute="folder.thumbnails")
+    thumbnails = fields.List(fields.Nested(ThumbnailSchema), required=True, attribute="thumbnails")
     createdDate = Timestamp(required=True, attribute="folder.created_date")
     updatedDate = Timestamp(required=True, attribute="folder.updated_date")
     tags = fields.List(fields.String(), required=True, attribute="folder.tags")
@@ -80,6 +80,7 @@ def register(blp, *, public: bool, list_path: str, list_args: type[Schema], list
         if public:
             context.require_session_header()
             items, metadata = folders_service.list_public_folders(viewer(), args)
+            items = folders_service.with_visible_thumbnails(items)
         else:
             user = context.current_user()
             items, metadata = folders_service.list_self_folders(user, viewer(user), args)

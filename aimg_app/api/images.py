@@ -64,7 +64,8 @@ class ImageInfoSchema(_ShownItemSchema):
     prompt = derived(fields.String, lambda s: s.item.prompt or "", required=True)
     negprompt = fields.String(attribute="item.negprompt")
     generatorVersion = derived(fields.String, lambda s: s.item.generator_version or "1", required=True)
-    workflowTemplateName = fields.String(attribute="item.workflow_template_name")
+    workflowTemplateName = derived(fields.String, lambda s: (s.item.workflow_template_name
+                                                             if s.item.generator_version == "2" else None))
     workflowRunParameters = derived(fields.List, lambda s: (list(s.item.workflow_run_parameters)
                                                             if s.item.generator_version == "2" else None),
                                     fields.Dict())

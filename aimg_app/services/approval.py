@@ -13,7 +13,7 @@ from ..models import User
 from ..models.base import utcnow
 from ..models.item import Item
 from . import abuse
-from .items import is_public_folder_id, visibility_changed
+from .items import ids_of_user, is_public_folder_id, visibility_changed
 from .library import ShownItem, Viewer, shown, visible_item
 
 MAX_PENDING = 50
@@ -27,7 +27,7 @@ def _set_public(item: Item, value: bool, extra: dict | None = None) -> bool:
                            is_deleted=item.is_deleted).update_one(set__is_public=value, set__is_publicly_visible=visible,
                                                        **(extra or {}))
     if changed and visible != item.is_publicly_visible and not item.is_deleted:
-        visibility_changed(item.user_id, item.folder_id, +1 if visible else -1)
+        visibility_changed(item.id, item.user_id, item.folder_id, +1 if visible else -1)
     return bool(changed)
 
 
@@ -83,9 +83,26 @@ def set_public_approval_status(item_id: str, status: str, admin: str) -> tuple[b
             return False, "The Item is not completed."
         if item.public_approval_status == status:
             return False, f"The Item is already {status}."
+        if status == "approved" and User.objects(id=item.user_id, is_disabled=True).count():
+            return False, "The owner of the Item is deleted: it cannot be made public."
         extra = {"set__public_approval_status": status, "set__approver_id": admin, "set__approval_date": utcnow()}
         if _set_public(item, status == "approved", extra):
             if item.public_approval_status == "pending":
                 User.objects(id=item.user_id).update_one(inc__pending_approval_count=-1)
             return True, ""
     return False, "The Item changed concurrently; try again."
+
+
+def unpublish_items_of_user(user_id: str) -> None:
+    """A deleted user's Items stop being public (out of every public list, folder preview and
+    thumbnail) and their pending requests are withdrawn; approvals stay as they were."""
+    for batch in ids_of_user(user_id, is_deleted=False, is_public=True):
+        for item_id in batch:
+            for _attempt in range(5):
+                item = Item.objects(id=item_id).first()
+                if item is None or not item.is_public or _set_public(item, False):
+                    break
+    for batch in ids_of_user(user_id, is_deleted=False, public_approval_status="pending"):
+        for item_id in batch:
+            if Item.objects(id=item_id, public_approval_status="pending").update_one(set__public_approval_status="none"):
+                User.objects(id=user_id).update_one(inc__pending_approval_count=-1)

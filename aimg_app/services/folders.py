@@ -36,12 +36,32 @@ class ShownFolder:
 
     folder: Folder
     viewer: Viewer
+    visible: frozenset[str] | None = None  # for others: the thumbnails' Items that are publicly visible
+
+    @property
+    def sees_all(self) -> bool:
+        return self.viewer.is_admin or self.folder.user_id == self.viewer.user_id
 
     @property
     def image_count(self) -> int:
         """Others see a public folder's public content only."""
-        owner = self.viewer.is_admin or self.folder.user_id == self.viewer.user_id
-        return self.folder.image_count if owner else self.folder.public_item_count
+        return self.folder.image_count if self.sees_all else self.folder.public_item_count
+
+    @property
+    def thumbnails(self) -> list[FolderThumbnail]:
+        """Others never see a thumbnail of an Item they may not see (``with_visible_thumbnails``)."""
+        if self.sees_all:
+            return list(self.folder.thumbnails)
+        return [t for t in self.folder.thumbnails if self.visible is not None and t.image_id in self.visible]
+
+
+def with_visible_thumbnails(shown: list[ShownFolder]) -> list[ShownFolder]:
+    """``shown`` with, for others' folders, which thumbnails are publicly visible: one query a
+    page. The thumbnails are kept to visible Items where they change; this holds even so."""
+    ids = list({t.image_id for s in shown if not s.sees_all for t in s.folder.thumbnails})
+    found = Item.objects(id__in=ids, is_publicly_visible=True).only("id") if ids else []
+    visible = frozenset(i.id for i in found)
+    return [s if s.sees_all else ShownFolder(s.folder, s.viewer, visible) for s in shown]
 
 
 def owned_folder(user_id: str, folder_id: str | None, is_public: bool | None) -> Folder:
@@ -97,6 +117,16 @@ def delete_folder(user: User, folder_id: str, is_public: bool) -> bool:
     return True
 
 
+def delete_public_folders_of_user(user: User) -> None:
+    """A deleted user's public folders stop being listed: each is deleted as its owner would
+    (their Items move to the root folder; private folders stay, no one else sees them)."""
+    for folder_id in [f.id for f in Folder.objects(user_id=user.id, is_public=True, is_deleted=False).only("id")]:
+        try:
+            delete_folder(user, folder_id, True)
+        except NotFound:  # deleted meanwhile
+            pass
+
+
 # --- lists ---------------------------------------------------------------------------------------
 
 
@@ -113,7 +143,7 @@ def list_self_folders(user: User, viewer: Viewer, args: dict) -> tuple[list[Show
 
 def list_public_folders(viewer: Viewer, args: dict) -> tuple[list[ShownFolder], dict]:
     if args.get("userID"):
-        qs = Folder.objects(user_id=args["userID"], is_public=True, is_deleted=False)
+        qs = Folder.objects(user_id=args["userID"], is_public=True, is_deleted=False, domain=viewer.domain)
     else:
         qs = Folder.objects(domain=viewer.domain, is_public=True, is_deleted=False)
     if args.get("folderIDs"):

@@ -255,7 +255,7 @@ def status_of(item: Item, state: WorkflowState | None, position: int | None = No
     return GenerationStatus(
         image_id=item.id, status=item.status, ignored_words=list(item.ignored_words or []), mtype=item.mtype,
         progress=round(float(item.progress or 0.0), 4),
-        folder_id=item.folder_id or (state.folder_id if state else None) or None,
+        folder_id=item.folder_id or None,  # the Item's own: None once its folder was deleted
         url=item.url or None,
         queue_position=position if item.status == "queued" else None,
         error_message=(item.error_message or None) if item.status in ("failed", "cancelled") else None,

@@ -138,9 +138,15 @@ def location_changed(user_id: str, folder_id: str | None, visible: bool, sign: i
         User.objects(id=user_id).update_one(inc__public_item_count=sign)
 
 
-def visibility_changed(user_id: str, folder_id: str | None, sign: int) -> None:
-    """A library Item staying in ``folder_id`` became (+1) or stopped being (-1) publicly visible."""
+def visibility_changed(item_id: str, user_id: str, folder_id: str | None, sign: int) -> None:
+    """A library Item staying in ``folder_id`` became (+1) or stopped being (-1) publicly visible.
+
+    One that stops being visible leaves every public folder's thumbnails (its owner's: only
+    the owner's Items can be chosen), so no public preview keeps showing it."""
     User.objects(id=user_id).update_one(inc__public_item_count=sign)
+    if sign < 0:
+        Folder.objects(user_id=user_id, is_public=True, thumbnails__image_id=item_id).update(
+            pull__thumbnails__image_id=item_id, inc__rev=1)
     if folder_id:
         Folder.objects(id=folder_id).update_one(inc__public_item_count=sign)
         refresh_sample_images(folder_id)
@@ -157,13 +163,16 @@ SAMPLE_IMAGES = 4
 
 def refresh_sample_images(folder_id: str) -> None:
     """The folder's automatic preview: its 4 most recently completed Items (the publicly
-    visible ones for a public folder, so a preview never shows what others may not see)."""
+    visible ones for a public folder, so a preview never shows what others may not see).
+    Only the folder owner's completed Items: one still generating has no file to show."""
     from ..models.folder import FolderThumbnail
 
     if is_public_folder_id(folder_id):
         qs = Item.objects(folder_id=folder_id, is_publicly_visible=True).order_by("-completed_date", "-id")
     else:
-        qs = Item.objects(folder_id=folder_id, is_deleted=False).order_by("-folder_added_date", "-id")
+        folder = Folder.objects(id=folder_id).only("user_id").first()
+        qs = Item.objects(folder_id=folder_id, is_deleted=False, user_id=folder.user_id if folder else None,
+                          status="completed").order_by("-folder_added_date", "-id")
     samples = [FolderThumbnail(image_id=i.id, url=i.url or "") for i in qs.only("id", "url").limit(SAMPLE_IMAGES)]
     Folder.objects(id=folder_id).update_one(set__sample_images=samples)
 
@@ -303,7 +312,7 @@ def restore_item(item_id: str) -> tuple[bool, str]:
     return True, ""
 
 
-def _ids_of_user(user_id: str, **conditions) -> Iterable[list[str]]:
+def ids_of_user(user_id: str, **conditions) -> Iterable[list[str]]:
     """The user's Item ids matching ``conditions``, in batches (never one huge list)."""
     last = None
     while True:
@@ -322,7 +331,7 @@ def delete_items_of_user(user_id: str) -> list[tuple[str, bool, str]]:
     (protected Items stay, and say so)."""
     results = []
     touched = Touched()
-    for batch in _ids_of_user(user_id, is_deleted=False):
+    for batch in ids_of_user(user_id, is_deleted=False):
         results += [(item_id, *delete_item(item_id, touched=touched)) for item_id in batch]
     touched.flush()
     return results
@@ -335,7 +344,7 @@ def delete_all_items_of_user(user_id: str) -> int:
 
 def restore_all_items_of_user(user_id: str) -> list[tuple[str, bool, str]]:
     results = []
-    for batch in _ids_of_user(user_id, is_deleted=True):
+    for batch in ids_of_user(user_id, is_deleted=True):
         results += [(item_id, *restore_item(item_id)) for item_id in batch]
     return results
 

@@ -63,12 +63,14 @@ LIST_SHAPES: dict[str, ListShape] = {
     "items.approval": ListShape(Item, ("domain", "public_approval_status", "is_deleted", "status"),
                                 residual=("mtype", "is_public", "folder_id")),
     "publicCreations": ListShape(Item, ("domain", "is_publicly_visible"), residual=("mtype",)),
-    "publicCreations.user": ListShape(Item, ("user_id", "is_publicly_visible"), residual=("mtype",)),
+    "publicCreations.user": ListShape(Item, ("user_id", "is_publicly_visible"), residual=("mtype", "domain")),
     "publicCreations.folder": ListShape(Item, ("folder_id", "is_publicly_visible"), residual=("mtype", "user_id")),
-    "folderSamples": ListShape(Item, ("folder_id", "is_deleted"), (("folder_added_date", -1), ("id", -1))),
+    "folderSamples": ListShape(Item, ("folder_id", "is_deleted"), (("folder_added_date", -1), ("id", -1)),
+                               residual=("user_id", "status")),
     "selfFolders": ListShape(Folder, ("user_id", "is_public", "is_deleted"), (("created_date", -1), ("id", -1))),
     "publicFolders": ListShape(Folder, ("domain", "is_public", "is_deleted"), (("created_date", -1), ("id", -1))),
-    "publicFolders.user": ListShape(Folder, ("user_id", "is_public", "is_deleted"), (("created_date", -1), ("id", -1))),
+    "publicFolders.user": ListShape(Folder, ("user_id", "is_public", "is_deleted"), (("created_date", -1), ("id", -1)),
+                                    residual=("domain",)),
     "reports": ListShape(Report, ("domain",), (("reported_date", -1), ("id", -1)), residual=("id", "queues")),
     "reports.status": ListShape(Report, ("domain", "status"), (("reported_date", -1), ("id", -1)),
                                 residual=("id", "queues")),
@@ -168,7 +170,10 @@ def get_item_details(item_id: str, viewer: Viewer, picture_of=None) -> ShownItem
     if not viewer.owns(item):
         Item.objects(id=item.id).update_one(inc__view_count=1)
         item.view_count += 1
-    owner = User.objects(id=item.user_id).only("username", "profile_picture_file_id", "profile_picture_banned").first()
+    owner = User.objects(id=item.user_id).only("username", "profile_picture_file_id", "profile_picture_banned",
+                                               "is_disabled").first()
+    if owner is not None and owner.is_disabled:  # a deleted account is attributed to nobody
+        owner = None
     picture = picture_of(owner) if (picture_of and owner is not None) else None
     return ShownItem(item, viewer, reaction, owner=owner, picture=picture)
 
@@ -264,17 +269,18 @@ def public_creations(viewer: Viewer, args: dict) -> tuple[list[ShownItem], dict]
     total = None
     if args.get("folderID"):
         folder = Folder.objects(id=args["folderID"], is_public=True, is_deleted=False, domain=viewer.domain).only(
-            "public_item_count").first()
+            "public_item_count", "user_id").first()
         if folder is None:
             raise NotFound("Public folder not found.")
-        total = folder.public_item_count
+        # a folder holds its owner's Items only: another userID finds none
+        total = folder.public_item_count if args.get("userID") in (None, folder.user_id) else 0
         if args.get("userID"):
             filters["user_id"] = args["userID"]
         where = _where("publicCreations.folder", folder_id=folder.id, **filters)
     elif args.get("userID"):
         owner = User.objects(id=args["userID"], domain=viewer.domain).only("public_item_count").first()
         total = owner.public_item_count if owner else 0
-        where = _where("publicCreations.user", user_id=args["userID"], **filters)
+        where = _where("publicCreations.user", user_id=args["userID"], domain=viewer.domain, **filters)
     else:
         where = _where("publicCreations", domain=viewer.domain, **filters)
     page = paginate(Item.objects(**where), "completed_date", PageRequest.from_args(args), total_count=total)

@@ -364,10 +364,16 @@ def find_target(domain: str, user_id: str | None = None, email: str | None = Non
 
 
 def delete_user(user: User, delete_items: bool = False) -> bool:
-    """Soft delete: disabled, dated, signed out everywhere; the Items too when asked."""
+    """Soft delete: disabled, dated, signed out everywhere; the Items too when asked. Nothing
+    of the account stays public: its Items are unpublished and its public folders deleted
+    (kept Items stay in the library, for admins)."""
     changed = User.objects(id=user.id, is_disabled=False).update_one(
         set__is_disabled=True, set__deleted_date=utcnow(), set__updated_date=utcnow())
     Session.objects(user_id=user.id).update(set__user_id=None)
+    from . import approval, folders
+
+    approval.unpublish_items_of_user(user.id)
+    folders.delete_public_folders_of_user(user)
     if delete_items:
         from . import items
 

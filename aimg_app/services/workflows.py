@@ -73,7 +73,14 @@ def concurrency_cap(user, limit: int) -> int:
 
 def start_run(resources, plan: RunPlan) -> tuple[WorkflowState, list[Item]]:
     """Create the WorkflowState and its queued Items, then enqueue the job, all under the
-    owner's lock so the concurrency limit holds across API processes."""
+    owner's lock so the concurrency limit holds across API processes.
+
+    A ``folder_id`` must be one of the owner's live folders (404 as for any foreign folder):
+    nobody generates into another user's folder, and an anonymous caller has none."""
+    if plan.folder_id:
+        from .folders import owned_folder
+
+        owned_folder(plan.owner_id, plan.folder_id, None)
     redis = resources.redis
     settings = resources.settings
     name = queueing.queue_name(plan.queue_kind, plan.queue_base, plan.priority)
