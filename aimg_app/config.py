@@ -103,6 +103,7 @@ class Settings:
     gift_card_attempts_per_user: str = "20 per hour"  # redeemGiftCard tries, counted before the check
     events_streams_per_user: int = 5  # open GET /events streams per user (or anonymous session), then 429
     events_streams_per_client: int = 20  # open GET /events streams per client address, then 429
+    events_stream_seconds: float = 300.0  # a GET /events stream ends then; the browser reconnects and resumes
     migrate_on_start: bool = True
     disabled_plugins: tuple[str, ...] = ()
     plugin_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -221,6 +222,8 @@ DOCS: dict[str, str] = {
     "gift_card_attempts_per_user": "`redeemGiftCard` attempts per user (counted before the code is looked up)",
     "events_streams_per_user": "open `GET /events` streams per user (or anonymous session), then 429",
     "events_streams_per_client": "open `GET /events` streams per client address, then 429",
+    "events_stream_seconds": "a `GET /events` stream ends after this long (the browser reconnects and resumes "
+                             "with `Last-Event-ID`): below a proxy's idle timeout, and no thread held for ever",
     "generation_server_wait_s": "a run waits this long for a healthy ComfyUI server (status \"waiting for a "
                                 "generation server\"), then fails",
     "generation_prefetch": "runs a worker keeps queued on its ComfyUI server beyond the one running",

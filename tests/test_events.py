@@ -120,9 +120,8 @@ def test_a_generation_pushes_its_events_in_order(app, live, page, front_end):
 
 
 def test_a_dropped_stream_resumes_without_loss_or_duplicates(app, live, page, front_end, monkeypatch):
-    from aimg_app.api import events as events_api
-
-    monkeypatch.setattr(events_api, "MAX_STREAM_SECONDS", 0.7)  # the server drops every stream quickly
+    # the server drops every stream quickly
+    monkeypatch.setattr(app.extensions["aimg"].settings, "events_stream_seconds", 0.7)
     user = _sign_up(live)
     with serve_page(PAGE, port=front_end) as origin:
         page.goto(origin + "/")

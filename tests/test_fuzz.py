@@ -25,6 +25,14 @@ def _operations() -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
+def app(make_app):
+    from tests.plugins import every_hook
+
+    # /events streams end after a second (the fuzzer reads each answer to its end)
+    return make_app(plugins=[every_hook], events_stream_seconds=1.0)
+
+
+@pytest.fixture(scope="module")
 def api_schema(app):
     return schemathesis.openapi.from_wsgi("/openapi.json", app)
 

@@ -17,11 +17,6 @@ from .generation import GenerationStatusSchema
 
 blp = Blueprint("events", __name__, url_prefix="/", description="Pushed generation events (Server-Sent Events).")
 
-# A stream ends after this long and the browser reconnects with Last-Event-ID, so a server
-# thread is never held by one client for ever.
-MAX_STREAM_SECONDS = 300
-
-
 class EventsArgs(Schema):
     sessionID = fields.String(validate=validate.Length(max=64), metadata={
         "description": "The session, for EventSource (which cannot send headers); X-Session-ID otherwise."})
@@ -33,7 +28,7 @@ _DESCRIPTION = (
     "Each event has an `id` (resume with `Last-Event-ID`), a type (`queued` with `queuePosition`, `started`, "
     "`progress`, `completed` with `url`, `failed` and `cancelled` with `errorMessage`) and, as `data`, the Item's "
     "GenerationStatus as JSON. The last 500 events of the caller are kept for a day. A stream lasts at most "
-    f"{MAX_STREAM_SECONDS} s; EventSource reconnects by itself and resumes without loss.")
+    "`AIMG_EVENTS_STREAM_SECONDS` (300 s unless configured); EventSource reconnects by itself and resumes without loss.")
 
 
 @blp.route("/events", methods=["GET"])
@@ -65,7 +60,7 @@ def events(args):
         raise TooManyRequests("Too many open event streams " + ("for this user." if full == 1 else "from this address.")
                               + " Close one first.")
     schema = GenerationStatusSchema()
-    body = events_service.stream(connection, owner, last_id, MAX_STREAM_SECONDS,
+    body = events_service.stream(connection, owner, last_id, settings.events_stream_seconds,
                                  render=lambda stored: json.dumps(schema.dump(generation_service.stored_status(stored)),
                                                                      separators=(",", ":")),
                                  block_ms=events_service.BLOCK_MS,
