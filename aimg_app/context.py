@@ -86,6 +86,13 @@ def stored_session(sid: str) -> Session | None:
     return _stored(sid)[0]
 
 
+def _same_site(session: Session | None) -> None:
+    """A session belongs to one site; the same id on another site is refused, not shared
+    (also when a parallel request on the other site created it a moment before)."""
+    if session is not None and session.domain != domain().identifier:
+        raise BadRequest("X-Session-ID belongs to another domain.")
+
+
 def current_session(create: bool = True) -> Session | None:
     """The caller's session. An unknown (valid) id starts an anonymous session; with no
     header, ``create`` makes a new id (returned to the client in the payload)."""
@@ -96,15 +103,14 @@ def current_session(create: bool = True) -> Session | None:
     session = user = None
     if sid is not None:
         session, user = _stored(sid)
-        if session is not None and session.domain != domain().identifier:
-            # A session belongs to one site; the same id on another site is refused, not shared.
-            raise BadRequest("X-Session-ID belongs to another domain.")
+        _same_site(session)
     if session is None and (sid is not None or create):
         session = Session(id=sid or str(uuid.uuid4()), domain=domain().identifier)
         try:
             session.save(force_insert=True)
-        except me.NotUniqueError:  # a parallel request created it first
+        except me.NotUniqueError:  # a parallel request created it first, maybe on another site
             session, user = _session_and_user(session.id)
+            _same_site(session)
     elif session is not None and utcnow() - (session.updated_date or dt.datetime.min) > LAST_SEEN_RESOLUTION:
         # Last-seen at a minute's resolution: a read does not cost a write each time.
         Session.objects(id=session.id).update_one(set__updated_date=utcnow())
@@ -169,8 +175,9 @@ def current_user(required: bool = True) -> User | None:
             joined_for, user = state.get("session_user", (None, None))
             if joined_for != session.user_id:  # signed in during this request: not the joined user
                 user = User.objects(id=session.user_id).first()
-            if user is not None and (user.is_disabled or (session.auth_epoch or 0) < (user.auth_epoch or 0)):
-                user = None  # disabled, or signed in before a credential change
+            if user is not None and (user.is_disabled or (session.auth_epoch or 0) < (user.auth_epoch or 0)
+                                     or user.domain != session.domain):
+                user = None  # disabled, signed in before a credential change, or another site's user
         state["user"] = user
     if state["user"] is None and required:
         raise Unauthorized("You are not signed in.")

@@ -72,3 +72,58 @@ def test_a_fully_qualified_host_with_its_trailing_dot_is_the_same_site(multi):
     assert_ok(ingest(client, "api.other.example.", sid, rid))
     assert stored_row(client, rid)["domain"] == "other.example"
     assert_ok(ingest(client, "api.other.example", sid, str(uuid.uuid4())))  # the same session, the same site
+
+
+def test_a_session_created_a_moment_before_on_another_site_is_refused_too(multi, monkeypatch):
+    """The attack: race a request on site A against a sign-in on site B with one new session id;
+    the request that loses the insert must not be handed the other site's session."""
+    from aimg_app import context
+
+    client = multi.test_client()
+    sid = str(uuid.uuid4())
+    assert_ok(ingest(client, "api.other.example", sid, str(uuid.uuid4())))  # B created it
+    real, calls = context._stored, []
+
+    def not_yet_there(sid_):  # what the loser read just before B's insert landed
+        calls.append(sid_)
+        return (None, None) if len(calls) == 1 else real(sid_)
+
+    monkeypatch.setattr(context, "_stored", not_yet_there)
+    assert_error(client.get("/getSelfUser", base_url="http://api.aimg.example", headers={"X-Session-ID": sid}),
+                 400, "another domain")
+    assert calls  # the loser's path was taken
+
+
+def test_parallel_first_requests_on_two_sites_never_share_a_session(multi):
+    import threading
+
+    from aimg_app.models import User
+
+    client = multi.test_client()
+    b = {"X-Session-ID": str(uuid.uuid4())}
+    email = f"b-{uuid.uuid4().hex[:8]}@example.com"
+    assert_ok(client.post("/createUser", json={"email": email, "password": "Passw0rd!xy"}, headers=b,
+                          base_url="http://api.other.example"))
+    for _ in range(15):
+        sid = str(uuid.uuid4())
+        answers = {}
+
+        def on_a():
+            answers["a"] = multi.test_client().get("/getSelfUser", base_url="http://api.aimg.example",
+                                                   headers={"X-Session-ID": sid})
+
+        def sign_in_on_b():
+            answers["b"] = multi.test_client().post("/authenticateUser", json={"email": email, "password": "Passw0rd!xy"},
+                                                    base_url="http://api.other.example", headers={"X-Session-ID": sid})
+
+        threads = [threading.Thread(target=on_a), threading.Thread(target=sign_in_on_b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert not (answers["a"].status_code == 200 and answers["b"].status_code == 200), "one session on two sites"
+        after = client.get("/getSelfUser", base_url="http://api.aimg.example", headers={"X-Session-ID": sid})
+        if after.status_code == 200:
+            assert after.get_json()["payload"]["isAuthenticated"] is False
+    with multi.app_context():
+        assert User.objects(email=email).count() == 1
