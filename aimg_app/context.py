@@ -164,6 +164,21 @@ def require_admin() -> str:
     return name
 
 
+def still_signed_in(session: Session, user: User | None) -> User | None:
+    """``user`` if ``session`` (bound to them) still signs them in: not disabled, not bound
+    before a credential change, and of the session's site."""
+    if user is None or user.is_disabled or (session.auth_epoch or 0) < (user.auth_epoch or 0) \
+            or user.domain != session.domain:
+        return None
+    return user
+
+
+def signed_in_user_of(sid: str) -> User | None:
+    """Who ``sid`` signs in now, read afresh (for a long-lived response, e.g. an event stream)."""
+    session, user = _session_and_user(sid)
+    return still_signed_in(session, user) if session is not None and session.user_id else None
+
+
 def current_user(required: bool = True) -> User | None:
     """The signed-in user of the caller's session; 401 when ``required`` and there is none
     (no session, signed out, revoked by a password change, or the user is disabled)."""
@@ -175,9 +190,7 @@ def current_user(required: bool = True) -> User | None:
             joined_for, user = state.get("session_user", (None, None))
             if joined_for != session.user_id:  # signed in during this request: not the joined user
                 user = User.objects(id=session.user_id).first()
-            if user is not None and (user.is_disabled or (session.auth_epoch or 0) < (user.auth_epoch or 0)
-                                     or user.domain != session.domain):
-                user = None  # disabled, signed in before a credential change, or another site's user
+            user = still_signed_in(session, user)
         state["user"] = user
     if state["user"] is None and required:
         raise Unauthorized("You are not signed in.")

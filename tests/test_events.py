@@ -236,3 +236,41 @@ def test_open_streams_are_capped_per_user_and_per_address_and_freed_when_closed(
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
             sock.close()
         assert _frees_within(api, a["sid"], address)
+
+
+@pytest.mark.parametrize("how", ["password change", "sign-out"])
+def test_a_stream_ends_when_its_session_no_longer_signs_its_owner_in(live, how):
+    """The attack: keep a stream open on a session, then the owner changes the password (or the
+    session is signed out): the owner's later events must not reach that stream."""
+    import threading
+
+    user = _sign_up(live)
+    email = f"ev-{user['sid'][:8]}@example.com"
+    other = {"X-Session-ID": str(uuid.uuid4())}
+    signed = requests.post(f"{live}/authenticateUser", json={"email": email, "password": STRONG_PASSWORD},
+                           headers=other, timeout=10)
+    assert signed.status_code == 200, signed.text
+    lines, ended = [], threading.Event()
+
+    def read():
+        with requests.get(f"{live}/events", headers={"X-Session-ID": user["sid"]}, stream=True, timeout=30) as r:
+            assert r.status_code == 200
+            for line in r.iter_lines(decode_unicode=True):
+                lines.append(line)
+        ended.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(0.5)  # the stream is open
+    if how == "password change":
+        answer = requests.post(f"{live}/setSelfUserProperties", json={"password": STRONG_PASSWORD + "2"},
+                               headers=other, timeout=10)
+    else:
+        answer = requests.post(f"{live}/signOutUser", headers={"X-Session-ID": user["sid"]}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    time.sleep(1.2)  # past the stream's once-a-second check
+    queued = requests.post(f"{live}/generateImage", json={"prompt": "after"}, headers=other, timeout=10)
+    assert queued.status_code == 200, queued.text
+    assert ended.wait(15), "the stream outlived the sign-in it was opened under"
+    image_id = queued.json()["payload"]["imageID"]
+    assert not [line for line in lines if image_id in line]

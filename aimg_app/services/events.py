@@ -157,11 +157,11 @@ def _text(value) -> str:
 
 def stream(connection: redis.Redis, owner: str, last_id: str | None, max_seconds: float,
            render: Callable[[dict], str], block_ms: int = BLOCK_MS,
-           renew: Callable[[], None] | None = None) -> Iterator[str]:
+           renew: Callable[[], bool | None] | None = None) -> Iterator[str]:
     """Server-Sent Events text for ``owner`` after ``last_id`` (None: from now on), for at most
     ``max_seconds`` (the browser then reconnects with ``Last-Event-ID``). ``render`` turns an
     event's stored GenerationStatus (its fields) into the ``data`` line's JSON; ``renew`` is
-    called at every wake (the stream's slot lease)."""
+    called at every wake (the stream's slot lease); when it answers False the stream ends."""
     key = stream_key(owner)
     if last_id is None:
         try:
@@ -175,9 +175,10 @@ def stream(connection: redis.Redis, owner: str, last_id: str | None, max_seconds
     while time.monotonic() < deadline:
         wait = int(min(block_ms, max(1.0, (deadline - time.monotonic()) * 1000)))
         try:
-            if renew is not None:
-                renew()
             answer = connection.xread({key: last_id}, count=100, block=wait)
+            # after the wait, before anything is sent: the lease, and whether the owner is still signed in
+            if renew is not None and renew() is False:
+                return
         except redis.RedisError:
             log.warning("reading generation events failed; the stream ends and the browser reconnects")
             return
