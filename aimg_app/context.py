@@ -81,9 +81,10 @@ def _stored(sid: str) -> tuple[Session | None, User | None]:
     return state["stored"]
 
 
-def stored_session(sid: str) -> Session | None:
-    """The session ``sid`` as stored, None when there is none (nothing is created)."""
-    return _stored(sid)[0]
+def stored_session_and_user(sid: str) -> tuple[Session | None, User | None]:
+    """The session ``sid`` as stored (None when there is none; nothing is created) and the
+    user it names (not yet checked: ``still_signed_in``)."""
+    return _stored(sid)
 
 
 def _same_site(session: Session | None) -> None:

@@ -41,8 +41,12 @@ def _existing_session() -> tuple[str, str | None] | None:
         sid = str(uuid.UUID(raw))
     except ValueError:
         return None
-    found = context.stored_session(sid)  # the view's read too: one per request
-    return (sid, found.user_id) if found is not None else None
+    found, user = context.stored_session_and_user(sid)  # the view's read too: one per request
+    if found is None:
+        return None
+    # keyed by the user only while the session really signs them in (else it could use up theirs)
+    signed_in = found.user_id and context.still_signed_in(found, user) is not None
+    return sid, (found.user_id if signed_in else None)
 
 
 def user_or_session_or_client_key() -> str:
