@@ -442,3 +442,26 @@ def test_a_prompt_that_ran_while_no_worker_followed_it_says_when_it_started(app,
     assert item.status == "completed", item.error_message
     assert item.started_date is not None and _state(queued).start_time <= item.started_date <= item.completed_date
     assert comfy.stats.executed == 2 + 1  # the interrupted one went again; the finished one was resumed
+
+
+def test_a_queued_run_its_queue_lost_is_queued_again_once(app, client, user):
+    """Redis lost the job (popped by a worker that then lost Redis, or a push not yet on disk
+    when Redis stopped): the run must not wait for ever."""
+    import datetime as dt
+
+    from aimg_app import queueing
+
+    clear_generation_queues(app)
+    status = assert_ok(client.post("/generateImage", json={"prompt": "lost job"}, headers=user["headers"]))["payload"]
+    state = WorkflowState.objects(item_ids=status["imageID"]).first()
+    resources = app.extensions["aimg"]
+    assert queueing.remove_queued(resources.redis, state.queue_name, state.id)  # the queue lost it
+    assert jobs.requeue_stale_runs(resources) == []  # a fresh run: maybe being queued right now
+    WorkflowState.objects(id=state.id).update_one(
+        set__created_date=state.created_date - dt.timedelta(seconds=jobs.LOST_QUEUED_AFTER_S + 1))
+    assert jobs.requeue_stale_runs(resources) == [state.id]
+    assert jobs.requeue_stale_runs(resources) == []  # once
+    assert queueing.is_waiting(resources.redis, state.queue_name, state.id)  # a worker will take it
+    assert queueing.take_next(resources.redis, [state.queue_name], timeout_s=1) == state.id  # at the front
+    assert WorkflowState.objects(id=state.id).first().state == "queued"
+    assert_ok(client.post("/cancelGeneration", json={"imageID": status["imageID"]}, headers=user["headers"]))

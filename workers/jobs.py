@@ -46,6 +46,9 @@ CANCELLED_MESSAGE = items_service.CANCELLED_MESSAGE
 # exactly once: idempotent Item completion, file ids derived from the Item).
 SUBMITTED_WRITE_AFTER_S = 1.0
 INTERNAL_MESSAGE = "Generation failed because of an internal error. Please try again."
+# A run queued this long ago that its queue no longer holds is queued again by the reaper
+# (the API queues a run a few milliseconds after creating it).
+LOST_QUEUED_AFTER_S = 30.0
 
 _resources = None
 _lock = threading.Lock()
@@ -489,4 +492,20 @@ def requeue_stale_runs(res, limit: int = 100) -> list[str]:
                 request_id_var.reset(token)
             requeued.append(state.id)
             log.warning("requeued a run whose worker died", extra={"workflowStateId": state.id})
+    # A queued run whose job id its queue no longer holds (popped by a worker that lost Redis
+    # before it could claim the run, or pushed just before Redis lost its last writes) would
+    # wait for ever: queued again, once (a marker in Redis), at the front.
+    for state in runs.queued_before(utcnow() - datetime.timedelta(seconds=LOST_QUEUED_AFTER_S), limit):
+        if queueing.is_waiting(res.redis, state.queue_name, state.id):
+            continue
+        if not res.redis.set(f"aimg:requeued-lost:{state.id}", "1", nx=True, ex=int(LOST_QUEUED_AFTER_S)):
+            continue
+        token = request_id_var.set(_request_id_of(res, state.id))
+        try:
+            queueing.enqueue_run(res.redis, state.queue_name, state.id,
+                                 job_timeout=res.settings.generation_job_timeout_s, at_front=True)
+        finally:
+            request_id_var.reset(token)
+        requeued.append(state.id)
+        log.warning("queued again a run its queue had lost", extra={"workflowStateId": state.id})
     return requeued

@@ -100,6 +100,11 @@ def remove_queued(connection: redis.Redis, name: str, job_id: str) -> bool:
     return bool(removed)
 
 
+def is_waiting(connection: redis.Redis, name: str, job_id: str) -> bool:
+    """Whether the job is in its queue's list (a worker has not popped it)."""
+    return connection.lpos(Queue(name, connection=connection).key, job_id) is not None
+
+
 def position(connection: redis.Redis, name: str, job_id: str) -> int | None:
     """1-based place of a waiting job among all the jobs a worker would take before it (its
     queue, plus the whole priority twin for a normal job); None when it is not waiting."""

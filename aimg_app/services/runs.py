@@ -252,6 +252,13 @@ def stale(limit: int = 100) -> list[WorkflowState]:
         "id", "public_id", "queue_name", "lease_until").limit(limit))
 
 
+def queued_before(cutoff: dt.datetime, limit: int = 100) -> list[WorkflowState]:
+    """Runs still queued that were created before ``cutoff`` (the reaper checks that their
+    queue still holds them)."""
+    return list(WorkflowState.objects(state="queued", created_date__lt=cutoff).only(
+        "id", "public_id", "queue_name").limit(limit))
+
+
 def held_by_process(process: str) -> list[WorkflowState]:
     """The running runs whose worker is a slot of ``process`` (``host:pid``)."""
     return list(WorkflowState.objects(state="running", worker_name__startswith=f"{process}:").only(
