@@ -478,18 +478,23 @@ def _store_outputs(res, state: WorkflowState, me: str, outputs: RunOutputs) -> N
 # --- runs whose worker died ---------------------------------------------------------------
 
 
+def _queue_again(res, state: WorkflowState) -> None:
+    """Back at the front of its queue, under the id of the request that first queued it."""
+    token = request_id_var.set(_request_id_of(res, state.id))
+    try:
+        queueing.enqueue_run(res.redis, state.queue_name, state.id,
+                             job_timeout=res.settings.generation_job_timeout_s, at_front=True)
+    finally:
+        request_id_var.reset(token)
+
+
 def requeue_stale_runs(res, limit: int = 100) -> list[str]:
     """Queue again (at the front) every running state whose lease lapsed: its worker died.
     Each is taken back with a conditional update, so many reapers requeue it once."""
     requeued = []
     for state in runs.stale(limit):
         if runs.requeue(state):
-            token = request_id_var.set(_request_id_of(res, state.id))  # the enqueuing request's id stays
-            try:
-                queueing.enqueue_run(res.redis, state.queue_name, state.id,
-                                     job_timeout=res.settings.generation_job_timeout_s, at_front=True)
-            finally:
-                request_id_var.reset(token)
+            _queue_again(res, state)
             requeued.append(state.id)
             log.warning("requeued a run whose worker died", extra={"workflowStateId": state.id})
     # A queued run whose job id its queue no longer holds (popped by a worker that lost Redis
@@ -500,12 +505,7 @@ def requeue_stale_runs(res, limit: int = 100) -> list[str]:
             continue
         if not res.redis.set(f"aimg:requeued-lost:{state.id}", "1", nx=True, ex=int(LOST_QUEUED_AFTER_S)):
             continue
-        token = request_id_var.set(_request_id_of(res, state.id))
-        try:
-            queueing.enqueue_run(res.redis, state.queue_name, state.id,
-                                 job_timeout=res.settings.generation_job_timeout_s, at_front=True)
-        finally:
-            request_id_var.reset(token)
+        _queue_again(res, state)
         requeued.append(state.id)
         log.warning("queued again a run its queue had lost", extra={"workflowStateId": state.id})
     return requeued
