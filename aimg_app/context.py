@@ -13,6 +13,7 @@ import uuid
 import mongoengine as me
 from flask import current_app, request
 
+from . import identity_cache
 from .config import Domain
 from .errors import BadRequest, Forbidden, Unauthorized
 from .models import Session, User
@@ -60,16 +61,9 @@ def session_id_header() -> str | None:
 
 
 def _session_and_user(sid: str) -> tuple[Session | None, User | None]:
-    """The session ``sid`` and the user it names, in one round trip: an aggregate on the
-    sessions with a ``$lookup`` into the users (by ``_id``, so one index probe), instead of
-    a find for each. Whether that user is still signed in is ``current_user``'s rule."""
-    pipeline = [{"$match": {"_id": sid}}, {"$limit": 1},
-                {"$lookup": {"from": User._get_collection_name(), "localField": "user_id", "foreignField": "_id",
-                             "as": "user"}}]
-    for son in Session._get_collection().aggregate(pipeline):
-        users = son.pop("user", None) or []
-        return Session._from_son(son), (User._from_son(users[0]) if users else None)
-    return None, None
+    """The session ``sid`` and the user it names (``identity_cache``: no MongoDB command
+    while neither changed). Whether that user is still signed in is ``current_user``'s rule."""
+    return identity_cache.session_and_user(sid)
 
 
 def _stored(sid: str) -> tuple[Session | None, User | None]:

@@ -42,6 +42,9 @@ class Resources:
             mongoengine.disconnect()
             mongoengine.connect(host=self.settings.mongodb_uri, uuidRepresentation="standard", tz_aware=False,
                                 serverSelectionTimeoutMS=5000)
+            from . import identity_cache
+
+            identity_cache.bind(self.redis if self.settings.redis_url else None)  # the tokens of this database
             self._mongo_connected = True
 
     @cached_property

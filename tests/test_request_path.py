@@ -1,15 +1,20 @@
 """The request path's cost in MongoDB commands (a count, the same on any machine), and that
-reading the session and its user in one round trip still signs a session out on the very next
-request after a sign-out, a password change, a disable or a deletion: nothing is cached
-between requests, so every API process sees the change at once."""
+keeping the session and its user between requests (``aimg_app.identity_cache``) still signs a
+session out on the very next request after a sign-out, a password change, a disable or a
+deletion, in this process and in every other."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
 from aimg_app.models import Session
-from tests.conftest import ADMIN_HEADERS, STRONG_PASSWORD, assert_error, assert_ok, new_session_headers, sign_up
+from tests.conftest import ADMIN_HEADERS, ADMIN_KEY, STRONG_PASSWORD, assert_error, assert_ok, new_session_headers, sign_up
 from tests.library_helpers import make_items, publish, set_user_fields
 from tests.support import commands
 
@@ -146,3 +151,43 @@ def test_an_unknown_session_id_starts_an_anonymous_session(client):
     body = assert_ok(client.get("/getSelfUser", headers=headers))["payload"]
     assert body["sessionID"] == headers["X-Session-ID"] and body["isAuthenticated"] is False
     assert assert_ok(client.get("/getSelfUser", headers=headers))["payload"]["sessionID"] == headers["X-Session-ID"]
+
+
+def _identity_reads(client, who) -> list:
+    with commands.counting() as sent:
+        signed_in(client, who)
+    return [c for c in sent.mongo if c[1] in ("sessions", "users")]
+
+
+# Another API process: its own application (and its own identity cache) on the same services.
+ELSEWHERE = textwrap.dedent("""
+    import json, os, sys
+    from aimg_app import create_app
+    from aimg_app.config import load_settings
+    client = create_app(load_settings(dict(os.environ))).test_client()
+    for path, sid, body in json.loads(sys.argv[1]):
+        answer = client.post(path, json=body, headers={"X-Session-ID": sid})
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+""")
+
+
+def test_a_change_made_by_another_process_takes_effect_here_on_the_next_request(app, client, services):
+    signing_out, changing, other_session = sign_up(client), sign_up(client), {"headers": new_session_headers()}
+    assert_ok(client.post("/authenticateUser", json={"email": changing["email"], "password": STRONG_PASSWORD},
+                          headers=other_session["headers"]))
+    for who in (signing_out, changing, other_session):
+        assert signed_in(client, who)
+        assert _identity_reads(client, who) == []  # kept by this process: no command for them
+    actions = [("/signOutUser", signing_out["headers"]["X-Session-ID"], {}),
+               ("/setSelfUserProperties", changing["headers"]["X-Session-ID"], {"password": STRONG_PASSWORD + "2"})]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AIMG_")},
+           **{k: v for k, v in services.items() if k.startswith("AIMG_")},
+           "AIMG_MONGODB_URI": app.extensions["aimg"].settings.mongodb_uri, "AIMG_ADMIN_KEYS": f"alice:{ADMIN_KEY}",
+           "AIMG_DATA_DIR": str(services["data_dir"]), "AIMG_MIGRATE_ON_START": "false", "AIMG_LOG_LEVEL": "WARNING"}
+    done = subprocess.run([sys.executable, "-c", ELSEWHERE, json.dumps(actions)], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not signed_in(client, signing_out)
+    assert not signed_in(client, other_session)  # signed out by the password change over there
+    assert_error(client.get("/getSelfFolders", headers=other_session["headers"]), 401)
+    assert signed_in(client, changing)

@@ -3,9 +3,10 @@ from __future__ import annotations
 import mongoengine as me
 
 from .base import utcnow
+from .changes import Watched
 
 
-class Session(me.Document):
+class Session(Watched):
     """A front-end session, keyed by the X-Session-ID the front-end chose (a UUID)."""
 
     id = me.StringField(primary_key=True)

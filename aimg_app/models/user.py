@@ -3,6 +3,7 @@ from __future__ import annotations
 import mongoengine as me
 
 from .base import utcnow
+from .changes import Watched
 
 
 class LoginProviderLink(me.EmbeddedDocument):
@@ -19,7 +20,7 @@ class ArchivedEmail(me.EmbeddedDocument):
     archived_date = me.DateTimeField(default=utcnow)
 
 
-class User(me.Document):
+class User(Watched):
     """A user of one domain. Counters are kept with atomic ``$inc`` by the features that own
     them (never recomputed by scanning); tier fields are written by the tier engine only."""
 
