@@ -31,7 +31,7 @@ log = logging.getLogger("aimg.identity_cache")
 
 ENTRY_TTL_S = 10.0  # the longest a change Redis never heard of can stay unseen
 MAX_ENTRIES = 20_000
-TOKEN_TTL_S = 24 * 3600  # far longer than an entry lives: a token lost to expiry is a miss, not a risk
+TOKEN_TTL_S = 600  # longer than an entry lives: a token lost to expiry is a miss, not a risk
 ALL_USERS = "aimg:chg:u:*"
 
 _entries: "OrderedDict[tuple[str, str], tuple]" = OrderedDict()

@@ -185,6 +185,21 @@ def test_the_generation_page_survives_missing_pieces(app, client, monkeypatch):
     assert page.status_code == 200 and page.get_data(as_text=True).count("unknown") >= 4
 
 
+def test_a_server_no_worker_asked_lately_is_not_unknown(app, client):
+    """The workers' health record of a server lapses when no job ran for a while: that is a
+    known state ("not checked lately"), not a reader that failed ("unknown")."""
+    signed_in(client)
+    settings = app.extensions["aimg"].settings
+    configured, settings.comfyui_urls = settings.comfyui_urls, ("http://127.0.0.1:9",)
+    try:
+        text = client.get("/admin/generation").get_data(as_text=True)
+    finally:
+        settings.comfyui_urls = configured
+    row = text[text.index('data-server="http://127.0.0.1:9"'):]
+    row = row[:row.index("</tr>")]
+    assert "not checked lately" in row and "unknown" not in row
+
+
 def test_admin_pages_are_not_in_the_openapi_document(client):
     paths = client.get("/openapi.json").get_json()["paths"]
     assert not [p for p in paths if p.startswith("/admin")]

@@ -67,7 +67,7 @@ def _pool_view(resources, url: str) -> dict[str, Any]:
     elif resources.redis.exists(pool._key("up", url)):
         health = "up"
     else:
-        health = None
+        health = "unchecked"  # no worker asked it within the health TTL (e.g. none ran a job lately)
     return {"health": health, "inFlight": pool.load(url)}
 
 
