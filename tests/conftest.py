@@ -13,6 +13,7 @@ import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import redis
 from flask.testing import FlaskClient
 
 from aimg_app import create_app
@@ -84,6 +85,8 @@ def make_app(services, request):
         settings.mongodb_uri = _database_uri(settings.mongodb_uri, db)
         for key, value in overrides.items():
             setattr(settings, key, value)
+        if not built:  # a module starts on an empty Redis: no queued job, limit or lock of an earlier module
+            redis.Redis.from_url(settings.redis_url).flushdb()
         app = create_app(settings, extra_plugins=plugins)
         app.testing = True
         app.test_client_class = OwnAddressClient
