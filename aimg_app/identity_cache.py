@@ -30,11 +30,13 @@ from .models.changes import on_change
 log = logging.getLogger("aimg.identity_cache")
 
 ENTRY_TTL_S = 10.0  # the longest a change Redis never heard of can stay unseen
-MAX_ENTRIES = 20_000
+MAX_BYTES = 32 * 2**20  # what the entries of one process may hold (a user document can be ~100 KB)
 TOKEN_TTL_S = 600  # longer than an entry lives: a token lost to expiry is a miss, not a risk
 ALL_USERS = "aimg:chg:u:*"
 
+# oldest first (an entry is put at the end when read from MongoDB), so expired ones lead
 _entries: "OrderedDict[tuple[str, str], tuple]" = OrderedDict()
+_held = 0  # the bytes of the entries' documents
 _lock = threading.Lock()
 _redis = None  # the Redis of the deployment whose MongoDB mongoengine is bound to
 
@@ -47,8 +49,31 @@ def bind(connection) -> None:
 
 
 def clear() -> None:
+    global _held
     with _lock:
         _entries.clear()
+        _held = 0
+
+
+def _size(entry: tuple) -> int:
+    return len(entry[3]) + len(entry[4] or b"")
+
+
+def _keep(where: tuple[str, str], entry: tuple) -> None:
+    """Store ``entry``, dropping expired entries and then the oldest past ``MAX_BYTES``."""
+    global _held
+    with _lock:
+        old = _entries.pop(where, None)
+        if old is not None:
+            _held -= _size(old)
+        _entries[where] = entry
+        _held += _size(entry)
+        now = time.monotonic()
+        while _entries:
+            first = next(iter(_entries.values()))
+            if now - first[0] < ENTRY_TTL_S and _held <= MAX_BYTES:
+                break
+            _held -= _size(_entries.popitem(last=False)[1])
 
 
 def _session_key(sid: str) -> str:
@@ -108,13 +133,8 @@ def session_and_user(sid: str) -> tuple[Session | None, User | None]:
         log.warning("identity cache bypassed: %s", exc)
         return _documents(*_read(sid))
     if raw_session is not None and (not uid or raw_user is not None):
-        entry = (time.monotonic(), uid, tokens, bson.encode(raw_session),
-                 bson.encode(raw_user) if raw_user is not None else None)
-        with _lock:
-            _entries[where] = entry
-            _entries.move_to_end(where)
-            while len(_entries) > MAX_ENTRIES:
-                _entries.popitem(last=False)
+        _keep(where, (time.monotonic(), uid, tokens, bson.encode(raw_session),
+                      bson.encode(raw_user) if raw_user is not None else None))
     return _documents(raw_session, raw_user)
 
 
@@ -126,7 +146,10 @@ def _changed(collection: str, query: dict) -> None:
     if collection == User._get_collection_name():
         keys = _ids(query.get("_id"), _user_key) or [ALL_USERS]
     elif collection == Session._get_collection_name():
-        keys = _ids(query.get("_id"), _session_key) or _ids(query.get("user_id"), _user_key) or [ALL_USERS]
+        # Sessions written through anything but their ids (e.g. every session of a user): a
+        # reader learns a session's user from the session itself, so only a token it read
+        # before the session (its own, or every user's) can tell it the session changed.
+        keys = _ids(query.get("_id"), _session_key) or [ALL_USERS]
     if not keys:
         return
     try:

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -191,3 +192,44 @@ def test_a_change_made_by_another_process_takes_effect_here_on_the_next_request(
     assert not signed_in(client, other_session)  # signed out by the password change over there
     assert_error(client.get("/getSelfFolders", headers=other_session["headers"]), 401)
     assert signed_in(client, changing)
+
+
+def test_a_sign_out_through_the_users_sessions_during_a_read_is_seen_by_the_next_read(client, monkeypatch):
+    """Every session of a user signed out (as a deletion or an admin's "sign out everywhere"
+    does) between a read's find of the session and its read of the user's token: the
+    entry it keeps must not sign the session in afterwards."""
+    from aimg_app import identity_cache
+    from aimg_app.models import User
+    from aimg_app.services import users
+
+    user = sign_up(client)
+    real, fired = identity_cache._tokens, []
+
+    def tokens(keys):
+        if keys[0].startswith("aimg:chg:u:") and not fired:  # the session was read, its user's token not yet
+            fired.append(users.revoke_other_sessions(User.objects(id=user["user_id"]).first(), None))
+        return real(keys)
+
+    identity_cache.clear()
+    monkeypatch.setattr(identity_cache, "_tokens", tokens)
+    signed_in(client, user)  # the read in flight
+    monkeypatch.setattr(identity_cache, "_tokens", real)
+    assert fired == [1]
+    assert not signed_in(client, user)
+    assert_error(client.get("/getMyCreations", headers=user["headers"]), 401)
+
+
+def test_what_a_process_keeps_of_sessions_is_bounded_in_bytes_and_time(client, monkeypatch):
+    from aimg_app import identity_cache
+
+    big = [("r" * 2048)] * 50  # the largest refList a user may have: ~100 KB of user document
+    people = [sign_up(client, refList=big) for _ in range(4)]
+    identity_cache.clear()
+    monkeypatch.setattr(identity_cache, "MAX_BYTES", 250_000)
+    for who in people:
+        assert signed_in(client, who)
+    assert identity_cache._held <= 250_000 and len(identity_cache._entries) == 2  # the two newest
+    monkeypatch.setattr(identity_cache, "ENTRY_TTL_S", 0.05)
+    time.sleep(0.1)
+    assert signed_in(client, people[0])
+    assert len(identity_cache._entries) == 1  # the expired ones went with the next entry kept
