@@ -86,7 +86,7 @@ def make_app(services, request):
         for key, value in overrides.items():
             setattr(settings, key, value)
         if not built:  # a module starts on an empty Redis: no queued job, limit or lock of an earlier module
-            redis.Redis.from_url(settings.redis_url).flushdb()
+            redis.Redis.from_url(services["AIMG_REDIS_URL"]).flushdb()
         app = create_app(settings, extra_plugins=plugins)
         app.testing = True
         app.test_client_class = OwnAddressClient

@@ -465,3 +465,43 @@ def test_a_queued_run_its_queue_lost_is_queued_again_once(app, client, user):
     assert queueing.take_next(resources.redis, [state.queue_name], timeout_s=1) == state.id  # at the front
     assert WorkflowState.objects(id=state.id).first().state == "queued"
     assert_ok(client.post("/cancelGeneration", json={"imageID": status["imageID"]}, headers=user["headers"]))
+
+
+def test_items_left_open_by_a_worker_that_died_after_ending_their_run_are_ended_once(app, client, pro, pool,
+                                                                                    monkeypatch):
+    """The worker ends the run, then its Items (so no reader sees a finished Item under a
+    running run); a worker killed in between left the Items running for ever."""
+    import datetime as dt
+
+    class Killed(BaseException):  # as a SIGKILL would: nothing after it runs
+        pass
+
+    def killed(*_args, **_kwargs):
+        raise Killed()
+
+    answer = _enqueue(client, pro, batchSize=2)
+    monkeypatch.setattr(jobs.items_service, "complete_item", killed)
+    try:
+        work(app)  # the job dies there (RQ records it as failed)
+    except Killed:
+        pass
+    monkeypatch.undo()
+    state = _state(answer)
+    assert state.state == "completed" and [i.status for i in _items(answer)] == ["running", "running"]
+    resources = app.extensions["aimg"]
+    jobs.requeue_stale_runs(resources)
+    assert {i.status for i in _items(answer)} == {"running"}  # just ended: maybe its worker is ending them now
+    WorkflowState.objects(id=state.id).update_one(
+        set__end_time=state.end_time - dt.timedelta(seconds=jobs.OPEN_ITEMS_AFTER_S + 1))
+    Item.objects(id__in=answer["itemIds"]).update(
+        set__created_date=state.created_date - dt.timedelta(seconds=jobs.OPEN_ITEMS_AFTER_S + 1))
+    jobs.requeue_stale_runs(resources)
+    for item_id in answer["itemIds"]:
+        shown = assert_ok(client.get(f"/getItemStatus?imageID={item_id}", headers=pro["headers"]))["payload"]
+        assert shown["status"] == "completed", shown
+        picture = client.get(f"/getFile?id={item_id}.png")
+        assert picture.status_code == 200 and picture.data[:8] == b"\x89PNG\r\n\x1a\n"
+    completed = [i.completed_date for i in _items(answer)]
+    jobs.requeue_stale_runs(resources)  # once: a second pass changes nothing
+    assert [i.completed_date for i in _items(answer)] == completed
+    assert StoredFile.objects(id__in=[f"{i}.png" for i in answer["itemIds"]]).count() == 2

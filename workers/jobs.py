@@ -49,6 +49,9 @@ INTERNAL_MESSAGE = "Generation failed because of an internal error. Please try a
 # A run queued this long ago that its queue no longer holds is queued again by the reaper
 # (the API queues a run a few milliseconds after creating it).
 LOST_QUEUED_AFTER_S = 30.0
+# Items still open this long after their run ended are ended by the reaper (their worker died
+# in between; it ends them milliseconds after the run).
+OPEN_ITEMS_AFTER_S = 10.0
 
 _resources = None
 _lock = threading.Lock()
@@ -508,4 +511,36 @@ def requeue_stale_runs(res, limit: int = 100) -> list[str]:
         _queue_again(res, state)
         requeued.append(state.id)
         log.warning("queued again a run its queue had lost", extra={"workflowStateId": state.id})
+    for state, item_ids in runs.ended_with_open_items(utcnow() - datetime.timedelta(seconds=OPEN_ITEMS_AFTER_S),
+                                                      limit):
+        _end_items_of_ended_run(res, state, item_ids)
+        log.warning("ended the Items of a run whose worker died after ending it",
+                    extra={"workflowStateId": state.id})
     return requeued
+
+
+def _end_items_of_ended_run(res, state: WorkflowState, item_ids: list[str]) -> None:
+    """What ``_store_outputs``'s ``end_items`` did not do: each open Item ends as its run did,
+    from the outputs the run recorded (the files were stored before the run ended)."""
+    if state.state != "completed":
+        for item_id in item_ids:
+            if state.state == "cancelled":
+                items_service.cancel_item(item_id)
+            else:
+                items_service.fail_item(item_id, state.error_message or "Generation failed.")
+        return
+    files = {f.get("fileId"): f for f in state.output_files or []}
+    for item_id in item_ids:
+        main = next((f for f in state.output_files or [] if f.get("isMainOutput")
+                     and str(f.get("fileId", "")).startswith(f"{item_id}.")), None)
+        if main is None:
+            items_service.fail_item(item_id, "ComfyUI produced fewer outputs than requested.")
+            continue
+        frame_ids = sorted(i for i in files if str(i).startswith(f"{item_id}-frame-"))
+        frames = [{"frame_number": n, "frame_count": len(frame_ids), "url": _url(res, i), "file_id": i}
+                  for n, i in enumerate(frame_ids)]
+        item = items_service.complete_item(item_id, url=_url(res, main["fileId"]), file_id=main["fileId"],
+                                           width=main.get("width"), height=main.get("height"),
+                                           frames=frames or None, started=state.start_time)
+        if item and any(queue.system for queue in res.report_queues):
+            reports_service.review_item(res.report_queues, item)

@@ -101,5 +101,7 @@ class Item(me.Document):
             # getFile finds the Item a file belongs to (services.files.check_item_file)
             ("file_id",),
             ("frames.file_id",),
+            # the reaper's Items still open under a run that ended (``runs.ended_with_open_items``)
+            ("status", "created_date"),
         ],
     }

@@ -22,7 +22,7 @@ from ..models.base import utcnow
 from ..models.folder import Folder
 from ..models.item import Item, VideoFrameEntry
 
-_OPEN = ("queued", "running")
+OPEN = ("queued", "running")  # an Item not yet ended
 MAX_BULK_IDS = 1000
 
 
@@ -51,7 +51,7 @@ def mark_running(item_ids: Iterable[str], progress: float | None = None) -> None
     updates: dict[str, Any] = {"set__status": "running"}
     if progress is not None:
         updates["set__progress"] = max(0.0, min(1.0, float(progress)))
-    Item.objects(id__in=list(item_ids), status__in=_OPEN).update(**updates)
+    Item.objects(id__in=list(item_ids), status__in=OPEN).update(**updates)
 
 
 def complete_item(item_id: str, *, url: str, file_id: str | None, width: int | None, height: int | None,
@@ -79,7 +79,7 @@ def complete_item(item_id: str, *, url: str, file_id: str | None, width: int | N
     # $max: an unset date (null) sorts first, so it takes ``started``; a date written when the
     # run began executing is later than the run's start and stays.
     starting = {"max__started_date": started} if started is not None else {}
-    before = Item.objects(id=item_id, status__in=_OPEN).modify(**updates, **starting)
+    before = Item.objects(id=item_id, status__in=OPEN).modify(**updates, **starting)
     if before is None:
         return None
     if started is not None and (before.started_date is None or before.started_date < started):
@@ -109,7 +109,7 @@ def complete_item(item_id: str, *, url: str, file_id: str | None, width: int | N
 
 def fail_item(item_id: str, message: str) -> bool:
     """Fail a queued/running Item with a message a user can read; True if this call failed it."""
-    return bool(Item.objects(id=item_id, status__in=_OPEN).update_one(
+    return bool(Item.objects(id=item_id, status__in=OPEN).update_one(
         set__status="failed", set__error_message=message[:1000], set__completed_date=utcnow()))
 
 
@@ -118,7 +118,7 @@ CANCELLED_MESSAGE = "Cancelled."
 
 def cancel_item(item_id: str) -> bool:
     """End a queued/running Item as cancelled (its owner or an admin asked); True if this call did."""
-    return bool(Item.objects(id=item_id, status__in=_OPEN).update_one(
+    return bool(Item.objects(id=item_id, status__in=OPEN).update_one(
         set__status="cancelled", set__error_message=CANCELLED_MESSAGE, set__completed_date=utcnow()))
 
 
@@ -259,7 +259,7 @@ def _why_not_deleted(item_id: str, owner_id: str | None) -> str:
         return "The Item is already deleted."
     if item.is_protected:
         return "The Item is protected; contact an administrator."
-    if item.status in _OPEN:
+    if item.status in OPEN:
         return "The Item is still being generated."
     return "The Item changed concurrently; try again."
 

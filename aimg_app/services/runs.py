@@ -278,3 +278,21 @@ def requeue(state: WorkflowState) -> bool:
     return bool(WorkflowState.objects(id=state.id, state="running", lease_until=state.lease_until).update_one(
         set__state="queued", set__lease_until=None, set__worker_name=None,
         push__log=_line("its worker stopped answering; queued again")))
+
+
+def ended_with_open_items(cutoff: dt.datetime, limit: int = 100) -> list[tuple[WorkflowState, list[str]]]:
+    """Runs that ended before ``cutoff`` while Items of theirs are still open: the
+    worker died between ending the run and ending its Items (the run is written first, so
+    no reader sees a finished Item under a running run). With the open Items' ids."""
+    from ..models.item import Item
+
+    open_items: dict[str, list[str]] = {}
+    for item in Item.objects(status__in=list(items_service.OPEN), created_date__lt=cutoff).only(
+            "id", "job_id").limit(limit):
+        if item.job_id:
+            open_items.setdefault(item.job_id, []).append(item.id)
+    if not open_items:
+        return []
+    ended = WorkflowState.objects(id__in=list(open_items), state__in=["completed", "error", "cancelled"],
+                                  end_time__lt=cutoff)
+    return [(state, open_items[state.id]) for state in ended]
