@@ -12,6 +12,7 @@ import secrets
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
+import pymongo
 import pytest
 import redis
 from flask.testing import FlaskClient
@@ -96,6 +97,12 @@ def make_app(services, request):
     yield factory
     for app in built:
         app.extensions["aimg"].close()
+    # The embedded MongoDB-protocol server keeps every database in one file: a module's data
+    # goes with the module, so later modules do not work on a store that grew all along.
+    with pymongo.MongoClient(services["AIMG_MONGODB_URI"], serverSelectionTimeoutMS=5000) as mongo:
+        for name in {urlsplit(app.extensions["aimg"].settings.mongodb_uri).path.strip("/") for app in built}:
+            if name:
+                mongo.drop_database(name)
 
 
 @pytest.fixture(scope="module")

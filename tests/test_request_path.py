@@ -222,13 +222,13 @@ def test_a_sign_out_through_the_users_sessions_during_a_read_is_seen_by_the_next
 def test_what_a_process_keeps_of_sessions_is_bounded_in_bytes_and_time(client, monkeypatch):
     from aimg_app import identity_cache
 
-    big = [("r" * 2048)] * 50  # the largest refList a user may have: ~100 KB of user document
+    big = [("r" * 2048)] * 10  # ~20 KB of user document (a refList may hold 50 such entries)
     people = [sign_up(client, refList=big) for _ in range(4)]
     identity_cache.clear()
-    monkeypatch.setattr(identity_cache, "MAX_BYTES", 250_000)
+    monkeypatch.setattr(identity_cache, "MAX_BYTES", 50_000)
     for who in people:
         assert signed_in(client, who)
-    assert identity_cache._held <= 250_000 and len(identity_cache._entries) == 2  # the two newest
+    assert identity_cache._held <= 50_000 and len(identity_cache._entries) == 2  # the two newest
     monkeypatch.setattr(identity_cache, "ENTRY_TTL_S", 0.05)
     time.sleep(0.1)
     assert signed_in(client, people[0])
