@@ -350,9 +350,11 @@ def test_after_a_restart_the_runs_go_back_in_their_order_at_once(app, client, pr
     pool[1].stop()
     app.extensions["aimg"].settings.comfyui_urls = (comfy.url,)
     comfy.inject("hang")  # the run on the GPU when it dies; two more wait in ComfyUI's queue
-    answers = [_enqueue(client, pro) for _ in range(3)]
+    answers = []
     with Slots(app, slots=3):
-        wait_for(lambda: comfy.running is not None and len(comfy.pending) == 2)
+        for count in (1, 2, 3):  # one after the other: runs that reach ComfyUI at the same moment have no order
+            answers.append(_enqueue(client, pro))
+            wait_for(lambda: (comfy.running is not None) + len(comfy.pending) == count)
         queue_order = [comfy.running.extra_data["client_id"]] + [p.extra_data["client_id"] for p in comfy.pending]
         comfy.stop()
         time.sleep(1.5)  # every run has seen its server die, and waits

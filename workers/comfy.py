@@ -39,7 +39,6 @@ HEALTH_TIMEOUT_S = 5.0
 DOWN_RETRY_S = 0.5
 WAIT_POLL_S = 0.1  # how often a run waiting for a server (or its turn) looks again (Redis only)
 LINE_ALIVE_S = 5.0  # a waiting run's place in line lapses this long after its worker last looked
-SUBMIT_POLL_S = 0.002  # a run waiting to POST /prompt behind another's (a request: milliseconds)
 
 
 _ssl_context = None
@@ -371,16 +370,6 @@ class ComfyPool:
     def lease(self, url: str, ttl_s: float) -> "_Lease":
         return _Lease(self, url, ttl_s)
 
-    async def submitting(self, url: str):
-        """The right to POST /prompt to ``url`` now, one run of the fleet at a time: two runs
-        submitting at once could be queued by ComfyUI in one order and record their
-        ``order`` in the other, and after a restart they would go back swapped. Held for
-        one request; it lapses by itself should its worker die while holding it."""
-        lock = self.redis.lock(self._key("submit", url), timeout=self.http_timeout_s + 5)
-        while not lock.acquire(blocking=False):  # this slot's event loop must not block
-            await asyncio.sleep(SUBMIT_POLL_S)
-        return lock
-
 
 class _Lease:
     """A run in flight on a server (a scored member of a sorted set, so a dead worker's
@@ -541,17 +530,15 @@ class ComfyRun:
                 graph = await self._upload(client, graph)
             # Connect first: messages of a fast prompt may come before POST /prompt returns.
             async with websockets.connect(self._ws_url(client), max_size=2**26, open_timeout=10) as ws:
-                lock = await self.pool.submitting(server)
+                sent_at = time.time()  # before the request: two runs' answers may come back in either order
                 try:
                     submitted = await client.submit_workflow(graph, return_future=False)
-                    if not self._submitted:  # its place among waiting runs: when it first entered ComfyUI's queue
-                        self._submitted, self.order = True, time.time()
                 except httpx.HTTPStatusError as exc:
                     if exc.response.status_code == 400:
                         raise Rejected(rejection_message(exc.response)) from None
                     raise ServerFault(f"ComfyUI answered {exc.response.status_code}") from None
-                finally:
-                    _release(lock)
+                if not self._submitted:  # its place among waiting runs: when it first entered ComfyUI's queue
+                    self._submitted, self.order = True, sent_at
                 self._leave_line()  # in ComfyUI's queue now, in turn: the next waiting run may go
                 await self.on_submitted(server, submitted.prompt_id)
                 return await self._follow(client, ws, server, submitted.prompt_id, deadline)
@@ -669,13 +656,6 @@ class ComfyRun:
             await client.interrupt_prompt(prompt_id, running)
         except Exception:  # noqa: BLE001 - best effort; the server may be gone
             log.warning("could not interrupt a prompt", extra={"promptId": prompt_id})
-
-
-def _release(lock) -> None:
-    try:
-        lock.release()
-    except redis.exceptions.LockError:  # it lapsed (a request slower than its timeout): no harm
-        pass
 
 
 async def fetch_files(pool: ComfyPool, outputs: RunOutputs) -> RunOutputs:
