@@ -91,10 +91,20 @@ class Services:
                 "AIMG_LOG_LEVEL": "WARNING", **extra}
 
     def app(self, urls: list[str], **extra: str):
+        """An app on a database of its own; the earlier runs' databases are dropped first: the
+        embedded MongoDB-protocol server keeps every database in one file and slows as it grows,
+        so each run would otherwise measure a larger store than the one before."""
+        import pymongo
+
         from aimg_app import create_app
         from aimg_app.config import load_settings
 
-        app = create_app(load_settings(self.settings_env(urls, **extra)))
+        base = self.exports["AIMG_MONGODB_URI"].rsplit("/", 1)[0]
+        with pymongo.MongoClient(base, serverSelectionTimeoutMS=5000) as mongo:
+            for earlier in range(len(self.apps)):
+                mongo.drop_database(f"bench{earlier}")
+        app = create_app(load_settings({**self.settings_env(urls, **extra),
+                                        "AIMG_MONGODB_URI": f"{base}/bench{len(self.apps)}"}))
         self.apps.append(app)
         return app
 
@@ -196,6 +206,7 @@ def whole_path(services: Services, n: int, render_seconds: float, servers: int, 
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "workers.main"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 env={**services.env, **services.settings_env(urls), "AIMG_MIGRATE_ON_START": "false",
+                     "AIMG_MONGODB_URI": resources.settings.mongodb_uri,  # the run's own database
                      **({"AIMG_GENERATION_PREFETCH": str(prefetch)} if prefetch is not None else {})}))
         deadline = time.monotonic() + 120
         while len(queueing.live_workers(resources.redis)) < len(processes) and time.monotonic() < deadline:
