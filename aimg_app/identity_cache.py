@@ -167,7 +167,7 @@ def _ids(value, key) -> list[str]:
     if isinstance(value, str):
         return [key(value)]
     if isinstance(value, dict) and set(value) == {"$in"}:
-        return [key(v) for v in value["$in"] if isinstance(v, str)] or []
+        return [key(v) for v in value["$in"] if isinstance(v, str)]
     return []
 
 

@@ -46,6 +46,7 @@ CANCELLED_MESSAGE = items_service.CANCELLED_MESSAGE
 # exactly once: idempotent Item completion, file ids derived from the Item).
 SUBMITTED_WRITE_AFTER_S = 1.0
 INTERNAL_MESSAGE = "Generation failed because of an internal error. Please try again."
+FEWER_OUTPUTS = "ComfyUI produced fewer outputs than requested."
 # A run queued this long ago that its queue no longer holds is queued again by the reaper
 # (the API queues a run a few milliseconds after creating it).
 LOST_QUEUED_AFTER_S = 30.0
@@ -458,7 +459,7 @@ def _store_outputs(res, state: WorkflowState, me: str, outputs: RunOutputs) -> N
         reviewing = any(queue.system for queue in res.report_queues)
         for item_id, ending in zip(state.item_ids, endings):
             if ending is None:
-                message = "ComfyUI produced fewer outputs than requested."
+                message = FEWER_OUTPUTS
                 failed = items_service.fail_item(item_id, message)
                 views.append(ItemView(id=item_id, user_id=state.user_id, status="failed", mtype=state.mtype,
                                       ignored_words=list(state.ignored_words or []), error_message=message)
@@ -523,18 +524,14 @@ def _end_items_of_ended_run(res, state: WorkflowState, item_ids: list[str]) -> N
     """What ``_store_outputs``'s ``end_items`` did not do: each open Item ends as its run did,
     from the outputs the run recorded (the files were stored before the run ended)."""
     if state.state != "completed":
-        for item_id in item_ids:
-            if state.state == "cancelled":
-                items_service.cancel_item(item_id)
-            else:
-                items_service.fail_item(item_id, state.error_message or "Generation failed.")
+        runs.end_open_items(item_ids, state.error_message or INTERNAL_MESSAGE, cancelled=state.state == "cancelled")
         return
     files = {f.get("fileId"): f for f in state.output_files or []}
     for item_id in item_ids:
         main = next((f for f in state.output_files or [] if f.get("isMainOutput")
                      and str(f.get("fileId", "")).startswith(f"{item_id}.")), None)
         if main is None:
-            items_service.fail_item(item_id, "ComfyUI produced fewer outputs than requested.")
+            items_service.fail_item(item_id, FEWER_OUTPUTS)
             continue
         frame_ids = sorted(i for i in files if str(i).startswith(f"{item_id}-frame-"))
         frames = [{"frame_number": n, "frame_count": len(frame_ids), "url": _url(res, i), "file_id": i}

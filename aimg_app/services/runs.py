@@ -227,13 +227,18 @@ def fail(state: WorkflowState, worker: str, message: str, cancelled: bool = Fals
         set__lease_until=None, **{"set__status_message": None, **_submitted_updates(where, [_line(f"failed: {message}")])})
     if not ended:
         return
-    for item_id in state.item_ids:
+    end_open_items(state.item_ids, message, cancelled)
+    if connection is not None:
+        publish_run_event(connection, state, "cancelled" if cancelled else "failed", errorMessage=message)
+
+
+def end_open_items(item_ids: list[str], message: str, cancelled: bool = False) -> None:
+    """The still open Items of a run that failed (``message``) or was cancelled, ended alike."""
+    for item_id in item_ids:
         if cancelled:
             items_service.cancel_item(item_id)
         else:
             items_service.fail_item(item_id, message)
-    if connection is not None:
-        publish_run_event(connection, state, "cancelled" if cancelled else "failed", errorMessage=message)
 
 
 def cancel_requested(state_id: str) -> bool:
