@@ -3,6 +3,7 @@ ComfyUI servers, timeouts, and a worker killed mid-job. Every Item ends complete
 once, or failed with a message."""
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -410,6 +411,35 @@ def test_a_worker_keeps_its_connections_to_a_server(app, client, pro, pool):
     # one slot, one client: its few connections serve every run (health, prompt, history, files)
     assert len(comfy.stats.connections) <= 2, comfy.stats.connections
     assert comfy.stats.prompts_accepted == 6
+
+
+def test_the_next_prompt_goes_to_comfyui_while_the_last_ones_outputs_are_stored(app, client, pro, pool, monkeypatch):
+    """A slow file store (or a slow database) must not leave the GPU idle: the next run is
+    submitted as soon as ComfyUI has executed the last one, not once its files are stored."""
+    from aimg_app.services import files as files_service
+
+    comfy = pool[0]
+    pool[1].stop()
+    app.extensions["aimg"].settings.comfyui_urls = (comfy.url,)
+    real_store = files_service.store_file
+
+    def slow_store(*args, **kwargs):
+        time.sleep(1.0)
+        return real_store(*args, **kwargs)
+
+    monkeypatch.setattr(files_service, "store_file", slow_store)
+    answers = [_enqueue(client, pro) for _ in range(2)]
+    with Slots(app, slots=1):  # one run of this worker on ComfyUI at a time
+        wait_for(lambda: all(_state(a).state == "completed" for a in answers), timeout_s=30)
+    first, second = sorted((_state(a) for a in answers), key=lambda s: comfy.stats.accepted_at[s.prompt_id])
+    (first_item,) = _items({"itemIds": first.item_ids})
+    first_done = first_item.completed_date.replace(tzinfo=dt.timezone.utc).timestamp()
+    assert comfy.stats.accepted_at[second.prompt_id] < comfy.stats.finished_at[first.prompt_id] + 0.5
+    assert comfy.stats.accepted_at[second.prompt_id] < first_done - 0.5  # not after the slow store
+    assert comfy.stats.executed == 2
+    for answer in answers:  # each output stored once, each Item completed
+        (item,) = _items(answer)
+        assert item.status == "completed" and StoredFile.objects(id__startswith=item.id).count() == 1
 
 
 def test_a_prompt_that_ran_while_no_worker_followed_it_says_when_it_started(app, client, pro, pool, services):

@@ -421,6 +421,7 @@ class ComfyRun:
     attempts: int = 1
     on_retry: Callable[[str, str], Awaitable[int]] | None = None  # (server, why) -> attempts now
     order: float = field(default_factory=time.time)  # the run's start, then its first submission
+    on_executed: Callable[[], None] | None = None  # ComfyUI is done with it (before the files are fetched)
     _in_line: list[str] | None = None  # the servers whose line this run is in, while it waits
     _submitted: bool = False
 
@@ -428,6 +429,7 @@ class ComfyRun:
         if self.resume:
             outputs = await self._try_resume(*self.resume, time.monotonic() + self.timeout_s)
             if outputs is not None:
+                self._executed()
                 try:
                     return await fetch_files(self.pool, outputs)
                 except ServerFault:
@@ -439,6 +441,7 @@ class ComfyRun:
                 try:
                     with self.pool.lease(server, self.timeout_s + 60):
                         outputs = await self._run_on(server, time.monotonic() + self.timeout_s)
+                    self._executed()
                     return await fetch_files(self.pool, outputs)
                 except ServerFault as exc:
                     self._leave_line()
@@ -455,6 +458,10 @@ class ComfyRun:
                         self.attempts += 1
         finally:
             self._leave_line()
+
+    def _executed(self) -> None:
+        if self.on_executed is not None:
+            self.on_executed()
 
     def _leave_line(self) -> None:
         """Out of the line (once submitted, or failed): the next run may take the server."""

@@ -143,11 +143,27 @@ def _thread_loop() -> asyncio.AbstractEventLoop:
 _job = threading.local()  # the queue of the run this thread is on, for the jobs metric
 
 
-def run_workflow(state_id: str) -> str:
-    """Run one WorkflowState on ComfyUI and complete (or fail) its Items."""
+class _Release:
+    """Releases a slot once, whichever comes first: ComfyUI has executed the run, or the job ended."""
+
+    def __init__(self, semaphore: threading.BoundedSemaphore):
+        self._semaphore, self._done = semaphore, False
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        self._semaphore.release()
+
+
+def run_workflow(state_id: str, executed=None) -> str:
+    """Run one WorkflowState on ComfyUI and complete (or fail) its Items. ``executed`` is
+    called (from any thread) once ComfyUI is done with the run, before its outputs are stored."""
     _job.queue, outcome = "unknown", "error"
     try:
-        result = _run_workflow(state_id)
+        result = _run_workflow(state_id, executed)
         outcome = result.split(":")[0].split()[0]
         log.info("Job OK (%s): %s", state_id, result, extra={"workflowStateId": state_id})
         return result
@@ -155,7 +171,7 @@ def run_workflow(state_id: str) -> str:
         metrics.JOBS.labels(_job.queue, outcome).inc()
 
 
-def _run_workflow(state_id: str) -> str:
+def _run_workflow(state_id: str, executed=None) -> str:
     res = resources()
     settings = res.settings
     me = worker_name()
@@ -178,7 +194,7 @@ def _run_workflow(state_id: str) -> str:
         return "gave up"
     try:
         with metrics.phase("comfyui"):  # submit included
-            outputs = _thread_loop().run_until_complete(_run(res, state, me))
+            outputs = _thread_loop().run_until_complete(_run(res, state, me, executed))
         if state.executing_since is not None:
             eta.record(res, state, time.monotonic() - state.executing_since)
         with metrics.phase("storing"):
@@ -210,7 +226,7 @@ def _run_workflow(state_id: str) -> str:
         raise
 
 
-async def _run(res, state: WorkflowState, me: str) -> RunOutputs:
+async def _run(res, state: WorkflowState, me: str, executed=None) -> RunOutputs:
     settings = res.settings
     pool = ComfyPool(settings.comfyui_urls, res.redis, health_ttl_s=settings.comfyui_health_ttl_s,
                      http_timeout_s=settings.comfyui_http_timeout_s)
@@ -279,7 +295,7 @@ async def _run(res, state: WorkflowState, me: str) -> RunOutputs:
                    on_progress=on_progress, on_submitted=on_submitted, cancel=cancel, uploads=uploads,
                    resume=(state.comfy_server, state.prompt_id) if state.comfy_server and state.prompt_id else None,
                    wait_s=settings.generation_server_wait_s, on_waiting=on_waiting,
-                   attempts=state.attempts, on_retry=on_retry, order=_epoch(state.start_time))
+                   attempts=state.attempts, on_retry=on_retry, order=_epoch(state.start_time), on_executed=executed)
     renewer = asyncio.ensure_future(keep_lease())
     try:
         return await run.run()
@@ -333,14 +349,18 @@ def _request_id_of(res, state_id: str) -> str | None:
 
 def work_slots(res, queue_names: list[str], stop: threading.Event, *, slots: int | None = None,
                burst: bool = False) -> list[threading.Thread]:
-    """Run jobs of ``queue_names`` (in that order) on ``slots`` threads, so that while one
-    run executes on ComfyUI the next is already submitted to ComfyUI's own queue: the GPU
-    never waits for our bookkeeping. ``slots`` = 1 + ``generation_prefetch``, which bounds
-    the look-ahead (a priority job waits behind at most that many prefetched runs).
-    ``burst``: a slot ends when the queues are empty. Returns the started threads."""
+    """Run jobs of ``queue_names`` (in that order) so that while one run executes on ComfyUI
+    the next is already submitted to ComfyUI's own queue: the GPU never waits for our
+    bookkeeping. ``slots`` = 1 + ``generation_prefetch`` runs of this process are on ComfyUI
+    at once, which bounds the look-ahead (a priority job waits behind at most that many
+    prefetched runs). A run gives its slot up as soon as ComfyUI has executed it, and its
+    outputs are stored on a thread of its own, so the next run is taken while they are
+    (twice as many threads as slots). ``burst``: a thread ends when the queues are empty.
+    Returns the started threads."""
     set_resources(res)
     ensure_cancel_listener(res.redis)
     count = max(1, slots if slots is not None else 1 + res.settings.generation_prefetch)
+    on_comfyui = threading.BoundedSemaphore(count)  # runs of this process on ComfyUI now
 
     process = worker_name().rsplit(":", 1)[0]
     beat = {"at": 0.0}
@@ -356,33 +376,43 @@ def work_slots(res, queue_names: list[str], stop: threading.Event, *, slots: int
 
     def _slot():
         while not stop.is_set():
-            _heartbeat()
-            try:
-                state_id = queueing.take_next(res.redis, queue_names, timeout_s=0.2 if burst else 1.0)
-            except Exception:  # noqa: BLE001 - Redis hiccup: look again shortly
-                log.exception("taking the next generation job failed")
-                stop.wait(1.0)
+            if not on_comfyui.acquire(timeout=0.5):
                 continue
-            if state_id is None:
-                if burst:
+            freed = _Release(on_comfyui)
+            try:
+                if not _one_job(freed):
                     return
-                continue
-            if stop.is_set():  # popped while stopping: back to the front, for another worker
-                state = runs.current(state_id)
-                if state is not None:
-                    queueing.enqueue_run(res.redis, state.queue_name, state_id,
-                                         job_timeout=res.settings.generation_job_timeout_s, at_front=True)
-                return
-            token = request_id_var.set(_request_id_of(res, state_id))
-            try:
-                run_workflow(state_id)
-            except Exception:  # noqa: BLE001 - already failed cleanly and logged by run_workflow
-                pass
             finally:
-                request_id_var.reset(token)
-                queueing.forget(res.redis, state_id)
+                freed()
 
-    threads = [threading.Thread(target=_slot, name=f"aimg-slot-{n}", daemon=True) for n in range(count)]
+    def _one_job(freed: "_Release") -> bool:
+        """Take and run one job; False when this thread should end."""
+        _heartbeat()
+        try:
+            state_id = queueing.take_next(res.redis, queue_names, timeout_s=0.2 if burst else 1.0)
+        except Exception:  # noqa: BLE001 - Redis hiccup: look again shortly
+            log.exception("taking the next generation job failed")
+            stop.wait(1.0)
+            return True
+        if state_id is None:
+            return not burst
+        if stop.is_set():  # popped while stopping: back to the front, for another worker
+            state = runs.current(state_id)
+            if state is not None:
+                queueing.enqueue_run(res.redis, state.queue_name, state_id,
+                                     job_timeout=res.settings.generation_job_timeout_s, at_front=True)
+            return False
+        token = request_id_var.set(_request_id_of(res, state_id))
+        try:
+            run_workflow(state_id, executed=freed)
+        except Exception:  # noqa: BLE001 - already failed cleanly and logged by run_workflow
+            pass
+        finally:
+            request_id_var.reset(token)
+            queueing.forget(res.redis, state_id)
+        return True
+
+    threads = [threading.Thread(target=_slot, name=f"aimg-slot-{n}", daemon=True) for n in range(2 * count)]
     for thread in threads:
         thread.start()
     return threads

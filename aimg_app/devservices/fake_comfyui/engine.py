@@ -406,12 +406,16 @@ class Engine:
             latent = dict(arg("latent_image"))
             steps = int(inputs["steps"])
             # The time a GPU would take: spread over the steps, with ComfyUI's progress messages.
+            # Each step ends at its own deadline from the start, so a busy host (the fake shares
+            # the CPU with what it serves) does not stretch the GPU time step by step.
             per_step = self.render_seconds / max(1, steps)
+            loop = asyncio.get_running_loop()
+            begun = loop.time()
             step = 0
             while step < steps or hang:
                 if self._interrupt:
                     raise _Interrupted()
-                await asyncio.sleep(per_step if not hang else 0.05)
+                await asyncio.sleep(max(0.0, begun + per_step * (step + 1) - loop.time()) if not hang else 0.05)
                 if not hang:
                     step += 1
                     await emit("progress", {"value": step, "max": steps, "prompt_id": prompt.prompt_id, "node": nid})
