@@ -118,10 +118,19 @@ def session_and_user(sid: str) -> tuple[Session | None, User | None]:
         if entry is not None:
             born, uid, tokens, session_bson, user_bson = entry
             keys = [_session_key(sid), ALL_USERS] + ([_user_key(uid)] if uid else [])
-            if time.monotonic() - born < ENTRY_TTL_S and _redis.mget(keys) == tokens:
+            if time.monotonic() - born < ENTRY_TTL_S:
+                current = _redis.mget(keys)
                 codec = Session._get_collection().codec_options
-                return _documents(bson.decode(session_bson, codec),
-                                  bson.decode(user_bson, codec) if user_bson is not None else None)
+                if current == tokens:
+                    return _documents(bson.decode(session_bson, codec),
+                                      bson.decode(user_bson, codec) if user_bson is not None else None)
+                if uid and current[:2] == tokens[:2] and current[2] is not None:
+                    # Only the user changed (its counters, after a generation): the session
+                    # stands, and the entry keeps the session's age.
+                    raw_user = User._get_collection().find_one({"_id": uid})
+                    if raw_user is not None:
+                        _keep(where, (born, uid, current, session_bson, bson.encode(raw_user)))
+                    return _documents(bson.decode(session_bson, codec), raw_user)
         tokens = _tokens([_session_key(sid), ALL_USERS])
         raw_session = Session._get_collection().find_one({"_id": sid})
         uid = raw_session.get("user_id") if raw_session is not None else None

@@ -160,6 +160,20 @@ def _identity_reads(client, who) -> list:
     return [c for c in sent.mongo if c[1] in ("sessions", "users")]
 
 
+def test_after_a_change_of_the_user_alone_only_the_user_is_read_again(app, client):
+    """A user whose own document changed (a new name here; counters after every generation)
+    still has the same session: the next request reads the user, not the session."""
+    user = sign_up(client)
+    assert signed_in(client, user)
+    assert _identity_reads(client, user) == []
+    set_user_fields(app, user["user_id"], username="renamed-elsewhere")  # a write from anywhere
+    with commands.counting() as sent:
+        shown = assert_ok(client.get("/getSelfUser", headers=user["headers"]))["payload"]
+    assert shown["username"] == "renamed-elsewhere"
+    assert [c[1] for c in sent.mongo if c[1] in ("sessions", "users")] == ["users"], sent.mongo
+    assert _identity_reads(client, user) == []  # kept again
+
+
 # Another API process: its own application (and its own identity cache) on the same services.
 ELSEWHERE = textwrap.dedent("""
     import json, os, sys

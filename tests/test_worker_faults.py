@@ -519,10 +519,11 @@ def test_items_left_open_by_a_worker_that_died_after_ending_their_run_are_ended_
         pass
     monkeypatch.undo()
     state = _state(answer)
-    assert state.state == "completed" and [i.status for i in _items(answer)] == ["running", "running"]
+    # left open (queued: a run this short costs no write for its start)
+    assert state.state == "completed" and [i.status for i in _items(answer)] == ["queued", "queued"]
     resources = app.extensions["aimg"]
     jobs.requeue_stale_runs(resources)
-    assert {i.status for i in _items(answer)} == {"running"}  # just ended: maybe its worker is ending them now
+    assert {i.status for i in _items(answer)} == {"queued"}  # just ended: maybe its worker is ending them now
     WorkflowState.objects(id=state.id).update_one(
         set__end_time=state.end_time - dt.timedelta(seconds=jobs.OPEN_ITEMS_AFTER_S + 1))
     Item.objects(id__in=answer["itemIds"]).update(

@@ -10,6 +10,7 @@ file once.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import datetime
 import io
@@ -45,6 +46,10 @@ CANCELLED_MESSAGE = items_service.CANCELLED_MESSAGE
 # worker that dies before it is written only costs a second submission (completion stays
 # exactly once: idempotent Item completion, file ids derived from the Item).
 SUBMITTED_WRITE_AFTER_S = 1.0
+# That a run began executing is written this long after ComfyUI said so, unless it ended
+# before: then its completion (or failure) carries the start, and the run costs no write
+# for it (the Items go from queued to their end; a user cannot tell a shorter "running").
+STARTED_WRITE_AFTER_S = 0.25
 INTERNAL_MESSAGE = "Generation failed because of an internal error. Please try again."
 FEWER_OUTPUTS = "ComfyUI produced fewer outputs than requested."
 # A run queued this long ago that its queue no longer holds is queued again by the reaper
@@ -185,6 +190,7 @@ def _run_workflow(state_id: str, executed=None) -> str:
         metrics.observe_phase("queue_wait", (utcnow() - state.created_date).total_seconds())
     state.deferred_log = []  # log lines written with the run's next write
     state.executing_since = None  # when ComfyUI began executing it (this attempt)
+    state.start_write = None  # the write of "started" (``_StartWrite``), once ComfyUI began executing it
     if state.cancel_requested:
         runs.fail(state, me, CANCELLED_MESSAGE, cancelled=True, connection=res.redis)
         return "cancelled"
@@ -193,8 +199,12 @@ def _run_workflow(state_id: str, executed=None) -> str:
                              "(a worker or a generation server stopped). Please try again.", connection=res.redis)
         return "gave up"
     try:
-        with metrics.phase("comfyui"):  # submit included
-            outputs = _thread_loop().run_until_complete(_run(res, state, me, executed))
+        try:
+            with metrics.phase("comfyui"):  # submit included
+                outputs = _thread_loop().run_until_complete(_run(res, state, me, executed))
+        finally:
+            if state.start_write is not None:  # before the run's end is written
+                state.start_write.settle()
         if state.executing_since is not None:
             eta.record(res, state, time.monotonic() - state.executing_since)
         with metrics.phase("storing"):
@@ -246,12 +256,15 @@ async def _run(res, state: WorkflowState, me: str, executed=None) -> RunOutputs:
             views = [ItemView(id=item_id, user_id=state.user_id, status="running", mtype=state.mtype,
                               ignored_words=list(state.ignored_words or []), folder_id=state.folder_id)
                      for item_id in state.item_ids]
-            await asyncio.to_thread(runs.started, state, res.redis, views)
+            state.start_write = _StartWrite(loop, lambda: runs.started(state, res.redis, views))
             return
         # Progress messages come per sampler step; write at most ~4 a second.
         if note is None and (now - last["at"] < 0.25 or abs(fraction - last["progress"]) < 0.01):
             return
         last.update(progress=fraction, at=now)
+        if state.start_write is not None:  # the start goes first
+            state.start_write.now()
+            await asyncio.to_thread(state.start_write.wait)
         lines, state.deferred_log = state.deferred_log, []
         await asyncio.to_thread(runs.progress, state, me, fraction, lines, res.redis, _take_unwritten(state.id))
 
@@ -303,6 +316,43 @@ async def _run(res, state: WorkflowState, me: str, executed=None) -> RunOutputs:
         renewer.cancel()
         with _lock:
             _cancels.pop(state.id, None)
+
+
+# The "started" writes of this process's runs (a few at a time: one per run on ComfyUI).
+_started_writes = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="aimg-started")
+
+
+class _StartWrite:
+    """The write that a run began executing: made ``STARTED_WRITE_AFTER_S`` later on a thread
+    of its own (the run's messages are followed meanwhile), or at once when the run's next
+    write is due; not made at all when the run ends first (its end carries the start). No
+    later write or event of the run comes before it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, write):
+        self._write, self._future = write, None
+        self._timer = loop.call_later(STARTED_WRITE_AFTER_S, self.now)
+
+    def now(self) -> None:
+        """Make the write now, if not made yet (on the run's event loop)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._future = _started_writes.submit(self._write)
+
+    def wait(self) -> None:
+        if self._future is None:
+            return
+        try:
+            self._future.result(timeout=30)
+        except Exception:  # noqa: BLE001 - completion writes the start it did not see (``complete_item``)
+            log.warning("could not record that a run started")
+
+    def settle(self) -> None:
+        """The run ended (its event loop stopped): a write not due yet is not made; one made is waited for."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.wait()
 
 
 def _epoch(when) -> float:
