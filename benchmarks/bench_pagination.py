@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import time
 import uuid
@@ -34,7 +35,8 @@ def main() -> None:
     launcher = None
     uri = os.environ.get("AIMG_MONGODB_URI")
     if not uri:
-        launcher = EmbeddedServices(tempfile.mkdtemp(prefix="aimg-bench-"), only={"mongodb"}, say=lambda _m: None)
+        data_dir = tempfile.mkdtemp(prefix="aimg-bench-")
+        launcher = EmbeddedServices(data_dir, only={"mongodb"}, say=lambda _m: None)
         uri = launcher.start()["AIMG_MONGODB_URI"]
     me.connect(host=uri.rsplit("/", 1)[0] + f"/bench_{uuid.uuid4().hex[:6]}")
     try:
@@ -64,6 +66,7 @@ def main() -> None:
         me.disconnect()
         if launcher:
             launcher.stop()
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import os
 import statistics
 import subprocess
 import sys
+import shutil
 import tempfile
 import time
 import threading
@@ -112,6 +113,7 @@ class Services:
         for app in self.apps:
             app.extensions["aimg"].close()
         self.launcher.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 def _user(client, pro: bool = False) -> dict:

@@ -16,6 +16,7 @@ import argparse
 import datetime as dt
 import os
 import sys
+import shutil
 import tempfile
 import time
 import uuid
@@ -74,7 +75,8 @@ def main() -> None:
     env = dict(os.environ)
     real = bool(env.get("AIMG_MONGODB_URI"))
     if not real:
-        launcher = EmbeddedServices(Path(tempfile.mkdtemp(prefix="aimg-bench-")), env=env, only={"mongodb"},
+        data_dir = Path(tempfile.mkdtemp(prefix="aimg-bench-"))
+        launcher = EmbeddedServices(data_dir, env=env, only={"mongodb"},
                                     say=lambda _m: None)
         env.update(launcher.start())
     try:
@@ -128,6 +130,7 @@ def main() -> None:
     finally:
         if launcher is not None:
             launcher.stop()
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
