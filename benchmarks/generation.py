@@ -60,7 +60,6 @@ def direct(n: int, render_seconds: float) -> dict:
     from aimg_app.devservices.fake_comfyui import FakeComfyUI
 
     with FakeComfyUI(render_seconds=render_seconds) as fake:
-        started = time.perf_counter()
         ids = [httpx.post(f"{fake.url}/prompt", json={"prompt": _graph(i), "client_id": "bench"}).json()["prompt_id"]
                for i in range(n)]
         while not all(pid in fake.history for pid in ids):
