@@ -111,15 +111,19 @@ def test_services_left_by_a_killed_launcher_are_stopped_by_the_next(tmp_path):
         time.sleep(0.3)
         third = aimg("services", env=env, log=third_log)  # started while the second starts
         launchers.append(third)
-        wait_for(lambda: "running" in third_log.read_text(), 90, "third launcher", third, third_log)
-        assert "stopped 5 process(es) left running by launcher pid" in second_log.read_text(), second_log.read_text()
+        for launcher, log in ((second, second_log), (third, third_log)):
+            wait_for(lambda: "running" in log.read_text(), 90, "launcher", launcher, log)
         assert not any(_alive(pid) for pid in orphans)
         state = _registry(tmp_path)
-        assert state["pid"] == second.pid
-        assert f"using the embedded services of pid {second.pid}" in third_log.read_text()
-        assert stop(third) < 3 and _registry(tmp_path) == state  # a non-owner leaves the registry alone
-        took = stop(second)
-        assert took < 3 and second.returncode == 0, (took, second_log.read_text())
+        # One of the two took over (the second usually; the third when it got there first on a busy machine)
+        (owner, owner_log), (other, other_log) = sorted(((second, second_log), (third, third_log)),
+                                                        key=lambda pair: pair[0].pid != state["pid"])
+        assert state["pid"] == owner.pid
+        assert "stopped 5 process(es) left running by launcher pid" in owner_log.read_text(), owner_log.read_text()
+        assert f"using the embedded services of pid {owner.pid}" in other_log.read_text(), other_log.read_text()
+        assert stop(other) < 3 and _registry(tmp_path) == state  # a non-owner leaves the registry alone
+        took = stop(owner)
+        assert took < 3 and owner.returncode == 0, (took, owner_log.read_text())
         assert not (tmp_path / "services.json").exists()
         assert not any(_alive(p["pid"]) for p in state["processes"].values())
     finally:
