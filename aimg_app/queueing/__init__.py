@@ -8,6 +8,7 @@ and lengths are read from Redis (``LPOS``/``LLEN``), never by scanning documents
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Iterable, Iterator
 
 import redis
@@ -109,14 +110,14 @@ def position(connection: redis.Redis, name: str, job_id: str) -> int | None:
     """1-based place of a waiting job among all the jobs a worker would take before it (its
     queue, plus the whole priority twin for a normal job); None when it is not waiting."""
     try:
-        queue = Queue(name, connection=connection)
-        index = connection.lpos(queue.key, job_id)
+        with connection.pipeline(transaction=False) as pipe:  # one round trip
+            pipe.lpos(Queue(name, connection=connection).key, job_id)
+            if not is_priority(name):
+                pipe.llen(Queue(priority_twin(name), connection=connection).key)
+            index, *twin = pipe.execute()
         if index is None:
             return None
-        ahead = int(index)
-        if not is_priority(name):
-            ahead += int(connection.llen(Queue(priority_twin(name), connection=connection).key))
-        return ahead + 1
+        return int(index) + sum(int(n) for n in twin) + 1
     except redis.RedisError:
         return None
 
@@ -193,6 +194,6 @@ def live_workers(connection: redis.Redis, within_s: float = WORKER_ALIVE_S) -> l
 def workers_alive(connection: redis.Redis) -> bool:
     """Whether any generation worker has beaten recently (``worker_heartbeat``)."""
     try:
-        return bool(live_workers(connection))
+        return connection.zcount(WORKERS_KEY, time.time() - WORKER_ALIVE_S, "+inf") > 0
     except redis.RedisError:
         return True  # unknown: say nothing rather than something false

@@ -194,8 +194,7 @@ def generate(resources, *, user, session_id: str, domain: str, body: dict, mtype
                                  subseed=request.get("subseed"), subseed_strength=request.get("subseed_strength"),
                                  negprompt=body.get("negprompt") or None),
     )
-    state, items = start_run(resources, plan)
-    position = queueing.position(resources.redis, state.queue_name, state.id)
+    state, items, position = start_run(resources, plan)
     return status_of(items[0], state, position)
 
 

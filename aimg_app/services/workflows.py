@@ -71,9 +71,10 @@ def concurrency_cap(user, limit: int) -> int:
     return min(limit, cap) if cap is not None else limit
 
 
-def start_run(resources, plan: RunPlan) -> tuple[WorkflowState, list[Item]]:
+def start_run(resources, plan: RunPlan) -> tuple[WorkflowState, list[Item], int | None]:
     """Create the WorkflowState and its queued Items, then enqueue the job, all under the
-    owner's lock so the concurrency limit holds across API processes.
+    owner's lock so the concurrency limit holds across API processes. Also returns the
+    run's place in the queue (``queueing.position``) as its "queued" event told it.
 
     A ``folder_id`` must be one of the owner's live folders (404 as for any foreign folder):
     nobody generates into another user's folder, and an anonymous caller has none."""
@@ -124,8 +125,9 @@ def start_run(resources, plan: RunPlan) -> tuple[WorkflowState, list[Item]]:
         raise
     from . import events
 
-    events.publish_items(redis, items, position=queueing.position(redis, name, state_id))  # no read back
-    return state, items
+    position = queueing.position(redis, name, state_id)
+    events.publish_items(redis, items, position=position)  # no read back
+    return state, items, position
 
 
 # --- what API2 shows ----------------------------------------------------------------------
@@ -224,7 +226,7 @@ def enqueue_workflow(resources, user, domain: str, body: dict) -> dict:
         folder_id=body.get("folderID"), ignored_words=ignored,
         item_params=_item_params(template, typed, raw_prompt, model_name=value_of(template, typed, "modelName")),
     )
-    state, items = start_run(resources, plan)
+    state, items, _position = start_run(resources, plan)
     return {"workflowId": state.public_id, "itemIds": [i.id for i in items]}
 
 
