@@ -442,6 +442,45 @@ def test_the_next_prompt_goes_to_comfyui_while_the_last_ones_outputs_are_stored(
         assert item.status == "completed" and StoredFile.objects(id__startswith=item.id).count() == 1
 
 
+def _log_of(client, user, answer) -> list[tuple[dt.datetime, str]]:
+    lines = _workflow_status(client, user, answer)["log"]
+    return [(dt.datetime.fromisoformat(line.split(" ", 1)[0].replace("Z", "+00:00")), line.split(" ", 1)[1])
+            for line in lines]
+
+
+def _first(log, text: str) -> int:
+    return next(n for n, (_, line) in enumerate(log) if line.startswith(text))
+
+
+def test_a_runs_log_is_in_the_order_things_happened(app, client, pro, pool):
+    """Where a run was submitted is written with its next write, up to a second later: its
+    line is stamped when it was submitted, before "started"."""
+    comfy = pool[0]
+    pool[1].stop()
+    app.extensions["aimg"].settings.comfyui_urls = (comfy.url,)
+    comfy.render_seconds = 0.6  # long enough for a progress write, which carries the submission
+    answer = _enqueue(client, pro)
+    work(app)
+    log = _log_of(client, pro, answer)
+    assert [when for when, _ in log] == sorted(when for when, _ in log), log
+    assert _first(log, "submitted to a generation server") < _first(log, "started") < _first(log, "completed"), log
+
+
+def test_a_run_cancelled_while_executing_says_it_started(app, client, pro, pool):
+    comfy = pool[0]
+    pool[1].stop()
+    app.extensions["aimg"].settings.comfyui_urls = (comfy.url,)
+    comfy.inject("hang")
+    answer = _enqueue(client, pro)
+    with Slots(app, slots=1):
+        wait_for(lambda: comfy.running is not None)
+        _cancel(client, pro, answer)
+        wait_for(lambda: _state(answer).state == "cancelled")
+    log = _log_of(client, pro, answer)
+    assert _first(log, "submitted to a generation server") < _first(log, "started") < _first(log, "failed: Cancelled."), log
+    assert [when for when, _ in log] == sorted(when for when, _ in log), log
+
+
 def test_a_prompt_that_ran_while_no_worker_followed_it_says_when_it_started(app, client, pro, pool, services):
     import urllib.request
 

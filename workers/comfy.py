@@ -209,6 +209,23 @@ class RunOutputs:
     files: dict[str, list[tuple[bytes, str, str]]] = field(default_factory=dict)  # node id -> [(data, type, name)]
 
 
+# When each server this process saw down went down, and when that was last logged: a down
+# server is probed every DOWN_RETRY_S by every waiting run, but logged once a minute.
+_down_since: dict[str, list[float]] = {}
+DOWN_LOG_EVERY_S = 60.0
+
+
+def _say_down(url: str) -> None:
+    now = time.monotonic()
+    seen = _down_since.get(url)
+    if seen is None:
+        _down_since[url] = [now, now]
+        log.warning("ComfyUI server is down", extra={"server": url})
+    elif now - seen[1] >= DOWN_LOG_EVERY_S:
+        seen[1] = now
+        log.warning("ComfyUI server is still down (%.0f s)", now - seen[0], extra={"server": url})
+
+
 class ComfyPool:
     """The ComfyUI servers of this worker, with health and load shared through Redis."""
 
@@ -251,9 +268,11 @@ class ComfyPool:
                                                                           timeout=HEALTH_TIMEOUT_S)
             response.raise_for_status()
         except Exception:  # noqa: BLE001 - any failure to answer is "down"
-            log.warning("ComfyUI server is down", extra={"server": url})
+            _say_down(url)
             self.mark_down(url)
             return False
+        if _down_since.pop(url, None) is not None:
+            log.info("ComfyUI server is answering again", extra={"server": url})
         caps = self.capabilities(url)
         if caps is None:  # never read: routing needs it now
             await self.refresh_capabilities(url)

@@ -212,7 +212,7 @@ def _run_workflow(state_id: str, executed=None) -> str:
         return "completed"
     except ComfyError as exc:
         runs.fail(state, me, exc.message, cancelled=isinstance(exc, Cancelled), connection=res.redis,
-                  where=_take_unwritten(state.id))
+                  where=_take_unwritten(state.id), lines=state.deferred_log)
         return "failed"
     except redis.RedisError:
         # Redis went away mid-run (a restart, a failover): not the run's fault. The lease
@@ -232,7 +232,7 @@ def _run_workflow(state_id: str, executed=None) -> str:
         message = (f"Generation timed out after {settings.generation_job_timeout_s} s and was stopped."
                    if isinstance(exc, JobTimeoutException) else INTERNAL_MESSAGE)
         log.exception("generation job failed", extra={"workflowStateId": state_id})
-        runs.fail(state, me, message, connection=res.redis, where=_take_unwritten(state.id))
+        runs.fail(state, me, message, connection=res.redis, where=_take_unwritten(state.id), lines=state.deferred_log)
         raise
 
 
@@ -256,7 +256,8 @@ async def _run(res, state: WorkflowState, me: str, executed=None) -> RunOutputs:
             views = [ItemView(id=item_id, user_id=state.user_id, status="running", mtype=state.mtype,
                               ignored_words=list(state.ignored_words or []), folder_id=state.folder_id)
                      for item_id in state.item_ids]
-            state.start_write = _StartWrite(loop, lambda: runs.started(state, res.redis, views))
+            if state.start_write is None:  # once per run: a retry's new start is no news to its owner
+                state.start_write = _StartWrite(loop, lambda: runs.started(state, res.redis, views))
             return
         # Progress messages come per sampler step; write at most ~4 a second.
         if note is None and (now - last["at"] < 0.25 or abs(fraction - last["progress"]) < 0.01):
@@ -273,7 +274,7 @@ async def _run(res, state: WorkflowState, me: str, executed=None) -> RunOutputs:
     async def on_submitted(server: str, prompt_id: str) -> None:
         metrics.observe_phase("submit", loop.time() - started)
         with _lock:
-            _unwritten[state.id] = (me, server, prompt_id)
+            _unwritten[state.id] = (me, runs.submission(server, prompt_id))
         loop.call_later(SUBMITTED_WRITE_AFTER_S, lambda: asyncio.ensure_future(
             asyncio.to_thread(write_unwritten, state.id, prompt_id)))
 
@@ -360,14 +361,14 @@ def _epoch(when) -> float:
     return when.replace(tzinfo=datetime.timezone.utc).timestamp() if when is not None else time.time()
 
 
-_unwritten: dict[str, tuple[str, str, str]] = {}  # run id -> (worker, server, prompt id) not written yet
+_unwritten: dict[str, tuple[str, runs.Submission]] = {}  # run id -> (worker, where) not written yet
 
 
-def _take_unwritten(state_id: str) -> tuple[str, str] | None:
+def _take_unwritten(state_id: str) -> runs.Submission | None:
     """Where the run was submitted, if not written yet, for the caller's write to carry."""
     with _lock:
         entry = _unwritten.pop(state_id, None)
-    return entry[1:] if entry else None
+    return entry[1] if entry else None
 
 
 def write_unwritten(state_id: str | None = None, prompt_id: str | None = None) -> None:
@@ -376,10 +377,10 @@ def write_unwritten(state_id: str | None = None, prompt_id: str | None = None) -
     with _lock:
         ids = [state_id] if state_id else list(_unwritten)
         entries = [(i, _unwritten.pop(i)) for i in ids
-                   if i in _unwritten and (prompt_id is None or _unwritten[i][2] == prompt_id)]
-    for run_id, (worker, server, prompt) in entries:
+                   if i in _unwritten and (prompt_id is None or _unwritten[i][1].prompt_id == prompt_id)]
+    for run_id, (worker, where) in entries:
         try:
-            runs.submitted(run_id, worker, server, prompt)
+            runs.submitted(run_id, worker, where)
         except Exception:  # noqa: BLE001 - the run's next write or a second submission covers it
             log.warning("could not record where a run was submitted", extra={"workflowStateId": run_id})
 

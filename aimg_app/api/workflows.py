@@ -146,7 +146,9 @@ WorkflowStateSchema = ContractSchema.from_dict({
     "isError": fields.Boolean(required=True, attribute="state.is_error"),
     "errorMessage": derived(fields.String, lambda run: run.state.error_message or None),
     "outputFiles": fields.List(fields.Nested(OutputFileSchema), attribute="state.output_files"),
-    "log": fields.List(fields.String(), attribute="state.log"),
+    # In time order: lines come from the API and from a worker that folds some into its next
+    # write, so they are stored out of order; each begins with its time (ISO, milliseconds).
+    "log": derived(fields.List, lambda run: sorted(run.state.log or []), fields.String()),
     "workflowJsonString": fields.String(attribute="state.graph_json"),
     "state": derived(fields.String, lambda run: _STATE_NAMES.get(run.state.state, run.state.state),
                       metadata={"description": "queued, running, completed or error"}),

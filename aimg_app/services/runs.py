@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import redis
@@ -131,31 +132,40 @@ def lapse_lease(state_id: str, worker: str) -> None:
     WorkflowState.objects(id=state_id, worker_name=worker, state="running").update_one(set__lease_until=utcnow())
 
 
-def submitted(state_id: str, worker: str, server: str, prompt_id: str) -> None:
-    WorkflowState.objects(id=state_id, worker_name=worker).update_one(**_submitted_updates((server, prompt_id)))
+@dataclass(frozen=True)
+class Submission:
+    """Where a run was submitted, with its log line stamped when it was (the write may come
+    later, folded into the run's next one)."""
+
+    server: str
+    prompt_id: str
+    line: str
 
 
-def submitted_line(server: str, prompt_id: str) -> str:
+def submission(server: str, prompt_id: str) -> Submission:
     # The log is the user's (getWorkflowStatus): servers stay unnamed there; ``comfy_server``
     # and the process log keep the address for operators.
-    return _line(f"submitted to a generation server as prompt {prompt_id}")
+    return Submission(server, prompt_id, _line(f"submitted to a generation server as prompt {prompt_id}"))
 
 
-def _submitted_updates(where: tuple[str, str] | None, lines: list[str] = ()) -> dict[str, Any]:
-    """The writes of ``submitted`` (``where`` = (server, prompt id), None when written
-    already) and ``lines`` to append: a worker folds ``submitted`` into its next write of the
-    run instead of a write of its own."""
+def submitted(state_id: str, worker: str, where: Submission) -> None:
+    WorkflowState.objects(id=state_id, worker_name=worker).update_one(**_submitted_updates(where))
+
+
+def _submitted_updates(where: Submission | None, lines: list[str] = ()) -> dict[str, Any]:
+    """The writes of ``submitted`` (None when written already) and ``lines`` to append: a
+    worker folds ``submitted`` into its next write of the run instead of a write of its own."""
     updates: dict[str, Any] = {}
     lines = list(lines)
     if where is not None:
-        updates.update(set__comfy_server=where[0], set__prompt_id=where[1], set__status_message=None)
-        lines.insert(0, submitted_line(*where))
+        updates.update(set__comfy_server=where.server, set__prompt_id=where.prompt_id, set__status_message=None)
+        lines.insert(0, where.line)
     if lines:
         updates["push_all__log"] = lines
     return updates
 
 
-def retrying(state: WorkflowState, worker: str, lines: list[str], where: tuple[str, str] | None = None) -> int:
+def retrying(state: WorkflowState, worker: str, lines: list[str], where: Submission | None = None) -> int:
     """A server failed the run and it will be submitted again: that submission counts as an
     attempt (``attempts``, bounded by ``comfyui_max_attempts``), in the same write as the
     log line saying why. The run's attempts now (this worker holds it, so it counts alone)."""
@@ -188,7 +198,7 @@ def started(state: WorkflowState, connection: redis.Redis | None = None, items: 
 
 
 def progress(state: WorkflowState, worker: str, fraction: float, lines: list[str] = (),
-             connection: redis.Redis | None = None, where: tuple[str, str] | None = None) -> None:
+             connection: redis.Redis | None = None, where: Submission | None = None) -> None:
     """The run's progress (and its Items'), with log lines (``log_line``) to append, and
     ``where`` it was submitted when that is not written yet (``submitted``)."""
     updates: dict[str, Any] = {"set__progress": fraction, **_submitted_updates(where, lines)}
@@ -199,7 +209,7 @@ def progress(state: WorkflowState, worker: str, fraction: float, lines: list[str
 
 
 def complete(state: WorkflowState, worker: str, output_files: list[dict], produced: bool,
-             lines: list[str], connection: redis.Redis | None = None, where: tuple[str, str] | None = None,
+             lines: list[str], connection: redis.Redis | None = None, where: Submission | None = None,
              end_items: Callable[[], list] | None = None) -> bool:
     """The worker stored the outputs: end the run (with ``where`` it ran, when ``submitted``
     was not written), then its Items (``end_items`` completes them and returns them as
@@ -218,13 +228,14 @@ def complete(state: WorkflowState, worker: str, output_files: list[dict], produc
 
 
 def fail(state: WorkflowState, worker: str, message: str, cancelled: bool = False,
-         connection: redis.Redis | None = None, where: tuple[str, str] | None = None) -> None:
+         connection: redis.Redis | None = None, where: Submission | None = None, lines: list[str] = ()) -> None:
     """End a claimed run (and its open Items) as failed, or as cancelled; nothing when the
-    run is no longer this worker's (another took it over after its lease lapsed). ``where``:
-    as ``complete`` takes it."""
+    run is no longer this worker's (another took it over after its lease lapsed). ``where``
+    and ``lines`` (not written yet, e.g. "started"): as ``complete`` takes them."""
     ended = WorkflowState.objects(id=state.id, worker_name=worker, state="running").update_one(
         set__state="cancelled" if cancelled else "error", set__error_message=message, set__end_time=utcnow(),
-        set__lease_until=None, **{"set__status_message": None, **_submitted_updates(where, [_line(f"failed: {message}")])})
+        set__lease_until=None,
+        **{"set__status_message": None, **_submitted_updates(where, [*lines, _line(f"failed: {message}")])})
     if not ended:
         return
     end_open_items(state.item_ids, message, cancelled)
