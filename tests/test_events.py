@@ -262,13 +262,25 @@ def test_a_stream_ends_when_its_session_no_longer_signs_its_owner_in(live, how):
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     time.sleep(0.5)  # the stream is open
+    before = requests.post(f"{live}/generateImage", json={"prompt": "before"}, headers=other, timeout=10)
+    assert before.status_code == 200, before.text
+    before_id = before.json()["payload"]["imageID"]
+
+    def seen(text: str) -> None:  # the event woke the stream, which checked its owner just then
+        deadline = time.monotonic() + 10
+        while not [line for line in lines if before_id in line and text in line] and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    seen('"queued"')
+    cancelled = requests.post(f"{live}/cancelGeneration", json={"imageID": before_id}, headers=other, timeout=10)
+    assert cancelled.status_code == 200, cancelled.text  # (the user may run one at a time)
+    seen('"cancelled"')
     if how == "password change":
         answer = requests.post(f"{live}/setSelfUserProperties", json={"password": STRONG_PASSWORD + "2"},
                                headers=other, timeout=10)
     else:
         answer = requests.post(f"{live}/signOutUser", headers={"X-Session-ID": user["sid"]}, timeout=10)
     assert answer.status_code == 200, answer.text
-    time.sleep(1.2)  # past the stream's once-a-second check
     queued = requests.post(f"{live}/generateImage", json={"prompt": "after"}, headers=other, timeout=10)
     assert queued.status_code == 200, queued.text
     assert ended.wait(15), "the stream outlived the sign-in it was opened under"
