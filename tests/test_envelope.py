@@ -120,3 +120,16 @@ def test_a_lone_surrogate_escape_is_400_not_500(client, path, body):
     ok = client.post("/createSelfFolder", data='{"name": "smile \\ud83d\\ude00"}', content_type="application/json",
                      headers=user["headers"])
     assert ok.status_code == 200 and ok.get_json()["payload"]
+
+
+@pytest.mark.parametrize("body, named", [
+    ('{"prompt": "a", "steps": ' + "9" * 5000 + "}", "number too long"),  # past Python's 4300-digit limit
+    ('{"prompt": "a", "x": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+    ('{"prompt": "a", "x": ' + "[" * 5_000 + "]" * 5_000 + "}", ""),  # deep enough for the surrogate check
+])
+@pytest.mark.parametrize("path", ["/createUser", "/generateImage"])
+def test_a_json_body_python_cannot_hold_is_400_not_500(client, path, body, named):
+    from tests.conftest import new_session_headers
+
+    assert_error(client.post(path, data=body, content_type="application/json", headers=new_session_headers()), 400,
+                 named)

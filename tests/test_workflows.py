@@ -189,6 +189,11 @@ def test_lora_fields_map_to_named_parameters(app, client, pro, comfy):
     ({"workflowTemplateName": "txt2img-sd15", "prompt": "x", "parameters": [{"name": "Steps", "value": [1]}]},
      ["parameters"]),
     ({"workflowTemplateName": "txt2img-sd15", "prompt": "x", "extra": 1}, ["extra"]),
+    # integers beyond any float (JSON allows them)
+    ({"workflowTemplateName": "txt2img-sd15", "prompt": "x", "parameters": [{"name": "Steps", "value": 10**400}]},
+     ["steps", "at most 50"]),
+    ({"workflowTemplateName": "txt2img-sd15", "prompt": "x", "steps": 10**400}, ["steps", "at most 50"]),
+    ({"workflowTemplateName": "txt2img-sd15", "prompt": "x", "seed": -10**400}, ["seed"]),
 ])
 def test_enqueue_workflow_refusals(client, pro, body, fragments):
     assert_error(_enqueue(client, pro, **body), 400, *fragments)

@@ -22,8 +22,13 @@ class Parser(FlaskParser):
         # A form or text body would otherwise read as "Missing data for required field".
         if not is_json_request(req) and (req.content_length or req.mimetype):
             raise UnsupportedMediaType("Send the body as JSON, with Content-Type: application/json.")
-        data = super()._raw_load_json(req)
-        _refuse_lone_surrogates(data)
+        try:
+            data = super()._raw_load_json(req)
+            _refuse_lone_surrogates(data)
+        except RecursionError:
+            raise BadRequest("The JSON body is nested too deeply.") from None
+        except ValueError:  # not a decoding error (webargs answers those): an integer of over 4300 digits
+            raise BadRequest("The JSON body holds a number too long to read.") from None
         return data
 
 

@@ -243,7 +243,7 @@ class WebhookRequest:
         """The body parsed as JSON (``MalformedWebhook`` when it is not JSON)."""
         try:
             return json.loads(self.body.decode("utf-8"))
-        except ValueError:  # UnicodeDecodeError and JSONDecodeError both are
+        except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors; too deep a body
             raise MalformedWebhook("the body is not JSON") from None
 
 

@@ -60,6 +60,9 @@ def _number(p: TemplateParameter, raw: Any) -> int | float:
         value = float(value)
     except (TypeError, ValueError):
         raise BadRequest(f"Parameter '{p.name}' must be a number.") from None
+    except OverflowError:  # an integer beyond any float: out of every range
+        raise BadRequest(f"Parameter '{p.name}' must be a finite number"
+                         + (f" of at most {p.max}." if p.max not in (None, "") else ".")) from None
     if not math.isfinite(value):
         raise BadRequest(f"Parameter '{p.name}' must be a finite number.")
     low = float(p.min) if p.min not in (None, "") else None
