@@ -442,6 +442,47 @@ def test_the_next_prompt_goes_to_comfyui_while_the_last_ones_outputs_are_stored(
         assert item.status == "completed" and StoredFile.objects(id__startswith=item.id).count() == 1
 
 
+def test_a_cancel_answered_as_taken_holds_even_once_comfyui_has_finished(app, client, pro, pool, monkeypatch):
+    """The attack: cancel while the worker stores what ComfyUI just made. The answer says
+    "cancelled", so the Item must end cancelled (before: it completed, with its file)."""
+    from aimg_app.services import files as files_service
+
+    comfy = pool[0]
+    pool[1].stop()
+    app.extensions["aimg"].settings.comfyui_urls = (comfy.url,)
+    storing = threading.Event()
+    real_store = files_service.store_file
+
+    def slow_store(*args, **kwargs):
+        storing.set()
+        time.sleep(1.0)
+        return real_store(*args, **kwargs)
+
+    monkeypatch.setattr(files_service, "store_file", slow_store)
+    answer = _enqueue(client, pro)
+    with Slots(app, slots=1):
+        assert storing.wait(30)
+        assert comfy.stats.executed == 1 and len(comfy.history) == 1  # ComfyUI is done with it
+        said = assert_ok(client.post("/cancelGeneration", json={"workflowId": answer["workflowId"]},
+                                     headers=pro["headers"]))["payload"]
+        assert [(a["status"], a["cancelled"]) for a in said] == [("cancelled", True)]
+        wait_for(lambda: _state(answer).state == "cancelled", timeout_s=15)
+    (item,) = _items(answer)
+    assert item.status == "cancelled"
+    assert StoredFile.objects(id__startswith=item.id).count() == 0  # its output went with it
+    assert User.objects(id=pro["user_id"]).first().item_count == 0
+    assert _workflow_status(client, pro, answer)["errorMessage"] == "Cancelled."
+
+
+def test_a_cancel_that_comes_after_the_run_ended_says_so(app, client, pro, pool):
+    answer = _enqueue(client, pro)
+    work(app)
+    said = assert_ok(client.post("/cancelGeneration", json={"workflowId": answer["workflowId"]},
+                                 headers=pro["headers"]))["payload"]
+    assert [(a["status"], a["cancelled"]) for a in said] == [("completed", False)]
+    assert {i.status for i in _items(answer)} == {"completed"}
+
+
 def _log_of(client, user, answer) -> list[tuple[dt.datetime, str]]:
     lines = _workflow_status(client, user, answer)["log"]
     return [(dt.datetime.fromisoformat(line.split(" ", 1)[0].replace("Z", "+00:00")), line.split(" ", 1)[1])

@@ -208,8 +208,8 @@ def _run_workflow(state_id: str, executed=None) -> str:
         if state.executing_since is not None:
             eta.record(res, state, time.monotonic() - state.executing_since)
         with metrics.phase("storing"):
-            _store_outputs(res, state, me, outputs)
-        return "completed"
+            outcome = _store_outputs(res, state, me, outputs)
+        return "cancelled" if outcome == "cancelled" else "completed"
     except ComfyError as exc:
         runs.fail(state, me, exc.message, cancelled=isinstance(exc, Cancelled), connection=res.redis,
                   where=_take_unwritten(state.id), lines=state.deferred_log)
@@ -502,7 +502,7 @@ def _ext(name: str, content_type: str) -> str:
     return (content_type.split("/")[-1] or "bin")[:5]
 
 
-def _store_outputs(res, state: WorkflowState, me: str, outputs: RunOutputs) -> None:
+def _store_outputs(res, state: WorkflowState, me: str, outputs: RunOutputs) -> str:
     main = outputs.files.get(state.main_output_node or "") if state.main_output_node else None
     if main is None:  # a template without a declared output node: every image, in node order
         main = [f for node in sorted(outputs.files, key=lambda n: (len(n), n)) for f in outputs.files[node]]
@@ -555,9 +555,14 @@ def _store_outputs(res, state: WorkflowState, me: str, outputs: RunOutputs) -> N
                 reports_service.review_item(res.report_queues, item)
         return views
 
-    runs.complete(state, me, output_files, produced=bool(main),
-                  lines=state.deferred_log + [runs.log_line(f"completed: {len(main)} output(s)")],
-                  connection=res.redis, where=_take_unwritten(state.id), end_items=end_items)
+    outcome = runs.complete(state, me, output_files, produced=bool(main),
+                            lines=state.deferred_log + [runs.log_line(f"completed: {len(main)} output(s)")],
+                            connection=res.redis, where=_take_unwritten(state.id), end_items=end_items)
+    if outcome == "cancelled":  # cancelled after ComfyUI was done: its outputs go with it
+        for output in output_files:
+            with contextlib.suppress(Exception):
+                files_service.remove_file(res.files, output["fileId"])
+    return outcome
 
 
 # --- runs whose worker died ---------------------------------------------------------------

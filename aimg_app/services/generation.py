@@ -302,13 +302,16 @@ def cancel(resources, *, image_id: str | None, workflow_id: str | None, user, se
     state = WorkflowState.objects(public_id=workflow_id).first()
     if state is None or not (is_admin or _owns(state.user_id, user, session_id)):
         raise NotFound(f"Workflow '{workflow_id}' does not exist.")
+    taken = False  # the cancel holds: the run's open Items end cancelled, whatever its worker does next
     if state.state == "queued" and queueing.remove_queued(resources.redis, state.queue_name, state.id):
-        runs.cancel_queued(state, resources.redis)
+        taken = runs.cancel_queued(state, resources.redis)
     elif state.state in ("queued", "running"):
-        # Pushed to the worker that holds the run: it interrupts ComfyUI at once.
-        runs.request_cancel(resources.redis, state)
+        # Pushed to the worker that holds the run: it interrupts ComfyUI at once, and a run
+        # that ComfyUI had already finished is not completed (``runs.complete``).
+        taken = runs.request_cancel(resources.redis, state)
     answers = []
     for item in Item.objects(id__in=state.item_ids).only("id", "status"):
-        answers.append({"imageID": item.id, "status": "cancelled" if item.status in ("queued", "running") else item.status,
-                        "cancelled": item.status in ("cancelled", "queued", "running")})
+        ending = taken and item.status in ("queued", "running")
+        answers.append({"imageID": item.id, "status": "cancelled" if ending else item.status,
+                        "cancelled": ending or item.status == "cancelled"})
     return answers

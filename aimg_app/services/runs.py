@@ -210,37 +210,44 @@ def progress(state: WorkflowState, worker: str, fraction: float, lines: list[str
 
 def complete(state: WorkflowState, worker: str, output_files: list[dict], produced: bool,
              lines: list[str], connection: redis.Redis | None = None, where: Submission | None = None,
-             end_items: Callable[[], list] | None = None) -> bool:
+             end_items: Callable[[], list] | None = None) -> str:
     """The worker stored the outputs: end the run (with ``where`` it ran, when ``submitted``
     was not written), then its Items (``end_items`` completes them and returns them as
-    ``started`` takes them, for the events). True when the run was still this worker's."""
+    ``started`` takes them, for the events). "completed" when it did; "cancelled" when a
+    cancel was asked meanwhile (its owner was told the run is cancelled: it is, outputs and
+    all); "elsewhere" when the run is no longer this worker's."""
     message = None if produced else "ComfyUI produced no output."
-    ended = WorkflowState.objects(id=state.id, worker_name=worker, state="running").update_one(
+    ended = WorkflowState.objects(id=state.id, worker_name=worker, state="running", cancel_requested=False).update_one(
         set__state="completed" if produced else "error", set__error_message=message, set__progress=1.0,
         set__end_time=utcnow(), set__output_files=output_files, set__lease_until=None,
         **{"set__status_message": None, **_submitted_updates(where, lines)})
+    if not ended and fail(state, worker, CANCELLED_MESSAGE, cancelled=True, connection=connection, where=where,
+                          lines=lines[:-1]):  # (the last line says it completed)
+        return "cancelled"
     # The Items even when the run is no longer ours: completion is idempotent, and a run
     # ended by someone else (cancelled) has no open Item left to complete.
     items = end_items() if end_items is not None else None
     if ended and connection is not None:
         publish_run_event(connection, state, "completed" if produced else "failed", items=items)
-    return bool(ended)
+    return "completed" if ended else "elsewhere"
 
 
 def fail(state: WorkflowState, worker: str, message: str, cancelled: bool = False,
-         connection: redis.Redis | None = None, where: Submission | None = None, lines: list[str] = ()) -> None:
+         connection: redis.Redis | None = None, where: Submission | None = None, lines: list[str] = ()) -> bool:
     """End a claimed run (and its open Items) as failed, or as cancelled; nothing when the
     run is no longer this worker's (another took it over after its lease lapsed). ``where``
-    and ``lines`` (not written yet, e.g. "started"): as ``complete`` takes them."""
+    and ``lines`` (not written yet, e.g. "started"): as ``complete`` takes them. True when it
+    ended the run."""
     ended = WorkflowState.objects(id=state.id, worker_name=worker, state="running").update_one(
         set__state="cancelled" if cancelled else "error", set__error_message=message, set__end_time=utcnow(),
         set__lease_until=None,
         **{"set__status_message": None, **_submitted_updates(where, [*lines, _line(f"failed: {message}")])})
     if not ended:
-        return
+        return False
     end_open_items(state.item_ids, message, cancelled)
     if connection is not None:
         publish_run_event(connection, state, "cancelled" if cancelled else "failed", errorMessage=message)
+    return True
 
 
 def end_open_items(item_ids: list[str], message: str, cancelled: bool = False) -> None:
