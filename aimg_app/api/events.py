@@ -27,7 +27,8 @@ class EventsArgs(Schema):
 _DESCRIPTION = (
     "Each event has an `id` (resume with `Last-Event-ID`), a type (`queued` with `queuePosition`, `started`, "
     "`progress`, `completed` with `url`, `failed` and `cancelled` with `errorMessage`) and, as `data`, the Item's "
-    "GenerationStatus as JSON. The last 500 events of the caller are kept for a day. A stream lasts at most "
+    "GenerationStatus as JSON. `started` comes once a run has executed for a quarter of a second: a shorter run "
+    "goes from `queued` straight to its end. The last 500 events of the caller are kept for a day. A stream lasts at most "
     "`AIMG_EVENTS_STREAM_SECONDS` (300 s unless configured); EventSource reconnects by itself and resumes without loss.")
 
 
