@@ -148,7 +148,9 @@ WorkflowStateSchema = ContractSchema.from_dict({
     "outputFiles": fields.List(fields.Nested(OutputFileSchema), attribute="state.output_files"),
     # In time order: lines come from the API and from a worker that folds some into its next
     # write, so they are stored out of order; each begins with its time (ISO, milliseconds).
-    "log": derived(fields.List, lambda run: sorted(run.state.log or []), fields.String()),
+    # Sorted by that time alone: lines of the same millisecond keep the order they were written in.
+    "log": derived(fields.List, lambda run: sorted(run.state.log or [], key=lambda line: line.split(" ", 1)[0]),
+                   fields.String()),
     "workflowJsonString": fields.String(attribute="state.graph_json"),
     "state": derived(fields.String, lambda run: _STATE_NAMES.get(run.state.state, run.state.state),
                       metadata={"description": "queued, running, completed or error"}),
