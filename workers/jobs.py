@@ -555,8 +555,7 @@ def _store_outputs(res, state: WorkflowState, me: str, outputs: RunOutputs) -> s
                 reports_service.review_item(res.report_queues, item)
         return views
 
-    outcome = runs.complete(state, me, output_files, produced=bool(main),
-                            lines=state.deferred_log + [runs.log_line(f"completed: {len(main)} output(s)")],
+    outcome = runs.complete(state, me, output_files, produced=len(main), lines=state.deferred_log,
                             connection=res.redis, where=_take_unwritten(state.id), end_items=end_items)
     if outcome == "cancelled":  # cancelled after ComfyUI was done: its outputs go with it
         for output in output_files:

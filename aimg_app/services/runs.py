@@ -208,21 +208,23 @@ def progress(state: WorkflowState, worker: str, fraction: float, lines: list[str
         events.publish_items(connection, state.item_ids, "progress")
 
 
-def complete(state: WorkflowState, worker: str, output_files: list[dict], produced: bool,
+def complete(state: WorkflowState, worker: str, output_files: list[dict], produced: int,
              lines: list[str], connection: redis.Redis | None = None, where: Submission | None = None,
              end_items: Callable[[], list] | None = None) -> str:
-    """The worker stored the outputs: end the run (with ``where`` it ran, when ``submitted``
-    was not written), then its Items (``end_items`` completes them and returns them as
-    ``started`` takes them, for the events). "completed" when it did; "cancelled" when a
-    cancel was asked meanwhile (its owner was told the run is cancelled: it is, outputs and
-    all); "elsewhere" when the run is no longer this worker's."""
+    """The worker stored the ``produced`` main outputs: end the run (with ``where`` it ran,
+    when ``submitted`` was not written, and ``lines`` not written yet), then its Items
+    (``end_items`` completes them and returns them as ``started`` takes them, for the
+    events). "completed" when it did; "cancelled" when a cancel was asked meanwhile (its
+    owner was told the run is cancelled: it is, outputs and all); "elsewhere" when the run is
+    no longer this worker's."""
     message = None if produced else "ComfyUI produced no output."
     ended = WorkflowState.objects(id=state.id, worker_name=worker, state="running", cancel_requested=False).update_one(
         set__state="completed" if produced else "error", set__error_message=message, set__progress=1.0,
         set__end_time=utcnow(), set__output_files=output_files, set__lease_until=None,
-        **{"set__status_message": None, **_submitted_updates(where, lines)})
+        **{"set__status_message": None,
+           **_submitted_updates(where, [*lines, _line(f"completed: {produced} output(s)")])})
     if not ended and fail(state, worker, CANCELLED_MESSAGE, cancelled=True, connection=connection, where=where,
-                          lines=lines[:-1]):  # (the last line says it completed)
+                          lines=lines):
         return "cancelled"
     # The Items even when the run is no longer ours: completion is idempotent, and a run
     # ended by someone else (cancelled) has no open Item left to complete.
